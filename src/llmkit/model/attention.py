@@ -1,0 +1,56 @@
+"""Multi-head, multi-query and grouped-query attention (arXiv 1706.03762, 1911.02150, 2305.13245)
+through `scaled_dot_product_attention`, with self- and cross-attention sharing one class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from llmkit.model.config import ModelConfig
+from llmkit.model.positions import apply_rotary
+
+
+@dataclass
+class AttentionContext:
+    """What every layer of one forward pass shares: positions, rotation tables, mask, cache."""
+
+    pos: torch.Tensor  # (B, T) logical positions of the queries
+    mask: torch.Tensor | None = None  # (B, 1|H, Tq, Tk) bool or additive float; None with is_causal
+    is_causal: bool = False
+    rotation: tuple[torch.Tensor, torch.Tensor] | None = None
+    cache: Any = None  # anything with update(layer_idx, pos, k, v) -> (k, v); see llmkit.infer.kv_cache
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        self.scale = cfg.attn_scale
+        q_dim, kv_dim = cfg.n_head * cfg.head_dim, cfg.n_kv_head * cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=cfg.attn_qkv_bias)
+        self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.attn_qkv_bias)
+        self.v_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.attn_qkv_bias)
+        self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.attn_out_bias)
+
+    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        return x.view(x.shape[0], x.shape[1], n, self.head_dim).transpose(1, 2)  # (B, n, T, D)
+
+    def forward(self, x, ctx: AttentionContext, layer_idx: int, memory: torch.Tensor | None = None):
+        """Self-attention over x (B, T, C), or cross-attention to `memory` (B, S, C) when given."""
+        source = x if memory is None else memory
+        q = self._heads(self.q_proj(x), self.n_head)  # (B, H, T, D)
+        k = self._heads(self.k_proj(source), self.n_kv_head)  # (B, Hkv, S, D)
+        v = self._heads(self.v_proj(source), self.n_kv_head)
+        if ctx.rotation is not None:
+            q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
+        if ctx.cache is not None:
+            k, v = ctx.cache.update(layer_idx, ctx.pos, k, v)  # (B, Hkv, Tk, D)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=ctx.mask, is_causal=ctx.is_causal, scale=self.scale,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )  # (B, H, T, D)
+        return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))

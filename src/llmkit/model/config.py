@@ -1,0 +1,117 @@
+"""`ModelConfig`: every architectural choice of the one Transformer, as data.
+
+Attention heads, sketched for grouped-query attention (n_head=8, n_kv_head=2):
+
+    query heads  q0 q1 q2 q3 | q4 q5 q6 q7
+                  \\  |  |  /     \\  |  |  /
+    kv heads         kv0      |      kv1
+
+n_kv_head == n_head is multi-head attention, n_kv_head == 1 multi-query attention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Arch = Literal["decoder", "prefix_decoder", "encoder_decoder"]
+Norm = Literal["rmsnorm", "layernorm"]
+Residual = Literal["pre", "post", "parallel"]
+Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu", "reglu"]
+Position = Literal["rope", "learned", "sinusoidal", "alibi", "t5_relative", "none"]
+
+
+@dataclass
+class ModelConfig:
+    """Shapes and component choices; `name` is informational, `family` picks the HF key layout."""
+
+    name: str = "custom"
+    family: str = "llmkit"  # llama | mistral | qwen2 | mixtral | gpt2 | llmkit
+    arch: Arch = "decoder"
+    vocab_size: int = 32000
+    n_layer: int = 12
+    n_encoder_layer: int = 0  # encoder_decoder only; 0 means "same as n_layer"
+    n_head: int = 12
+    n_kv_head: int | None = None  # None: multi-head attention
+    d_model: int = 768
+    head_dim: int | None = None  # None: d_model // n_head
+    d_ff: int = 3072
+    max_seq_len: int = 2048
+    # normalisation and residual wiring
+    norm: Norm = "rmsnorm"
+    norm_eps: float = 1e-5
+    norm_bias: bool = False
+    residual: Residual = "pre"
+    deepnorm: bool = False  # post-norm with DeepNet's residual up-scaling (arXiv 2203.00555)
+    # feed-forward
+    activation: Activation = "swiglu"
+    mlp_bias: bool = False
+    n_expert: int = 0  # > 0: Mixture-of-Experts feed-forward (Mixtral)
+    n_expert_per_token: int = 2
+    # attention
+    attn_qkv_bias: bool = False
+    attn_out_bias: bool = False
+    attn_scale: float | None = None  # None: 1/sqrt(head_dim); T5 folds it into init (1.0)
+    sliding_window: int | None = None  # a query sees at most this many keys, itself included
+    # positions
+    position: Position = "rope"
+    rope_theta: float = 10000.0
+    rope_scaling: dict[str, Any] | None = None  # {"rope_type": "linear"|"llama3", "factor": ...}
+    rotary_pct: float = 1.0  # partial rotary (GPT-NeoX): share of head_dim that rotates
+    relative_buckets: int = 32  # t5_relative only
+    relative_max_distance: int = 128
+    # embeddings and sharing
+    tie_embeddings: bool = False
+    n_unique_layers: int | None = None  # ALBERT-style sharing: consecutive layers reuse a block
+    init_std: float = 0.02
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    pad_token_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # family-specific fields kept for round trips
+
+    def __post_init__(self) -> None:
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        if self.head_dim is None:
+            self.head_dim = self.d_model // self.n_head
+        if self.arch == "encoder_decoder" and not self.n_encoder_layer:
+            self.n_encoder_layer = self.n_layer
+        self.validate()
+
+    def validate(self) -> None:
+        from llmkit.errors import LlmkitError
+
+        problems = []
+        if self.n_head % self.n_kv_head:
+            problems.append(f"n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}")
+        if self.n_expert and not 0 < self.n_expert_per_token <= self.n_expert:
+            problems.append(f"n_expert_per_token={self.n_expert_per_token} must be in 1..n_expert={self.n_expert}")
+        if self.n_unique_layers and self.n_layer % self.n_unique_layers:
+            problems.append(f"n_layer={self.n_layer} is not a multiple of n_unique_layers={self.n_unique_layers}")
+        if self.position == "rope" and int(self.head_dim * self.rotary_pct) % 2:
+            problems.append("rotary dimensions (head_dim * rotary_pct) must be even")
+        if problems:
+            raise LlmkitError(f"invalid ModelConfig {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def n_rot(self) -> int:
+        """Dimensions of each head that RoPE rotates."""
+        return int(self.head_dim * self.rotary_pct)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
+        from llmkit.model.named_configs import named_config
+
+        return named_config(name).replace(**overrides)

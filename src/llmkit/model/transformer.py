@@ -1,0 +1,128 @@
+"""The one Transformer: a decoder-only model (causal or prefix) and an encoder-decoder built from
+the same `Stack` of blocks. Behaviour comes from `ModelConfig`; nothing here knows about files,
+devices, quantization or parallelism."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from llmkit.model.attention import AttentionContext
+from llmkit.model.blocks import build_block
+from llmkit.model.config import ModelConfig
+from llmkit.model.masks import attention_allowed, merge_bias
+from llmkit.model.norms import build_norm
+from llmkit.model.positions import build_positions
+
+
+def default_positions(tokens: torch.Tensor) -> torch.Tensor:
+    return torch.arange(tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)  # (B, T)
+
+
+class Stack(nn.Module):
+    """Position scheme + blocks + final norm. With `n_unique_layers`, consecutive layers share a block
+    (ALBERT, arXiv 1909.11942): `layer_order` maps each of the n_layer steps to its block."""
+
+    def __init__(self, cfg: ModelConfig, n_layer: int, causal: bool, cross_attention: bool = False):
+        super().__init__()
+        self.causal, self.window = causal, cfg.sliding_window
+        self.positions = build_positions(cfg, bidirectional=not causal)
+        n_unique = cfg.n_unique_layers or n_layer
+        self.layers = nn.ModuleList(build_block(cfg, cross_attention) for _ in range(n_unique))
+        self.layer_order = [i * n_unique // n_layer for i in range(n_layer)]
+        self.norm = build_norm(cfg)
+
+    def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype) -> AttentionContext:
+        k_pos = pos if cache is None else cache.key_positions(pos)  # (B, Tk)
+        bias = self.positions.attn_bias(pos, k_pos)  # (B, H, Tq, Tk) or None
+        ctx = AttentionContext(pos=pos, rotation=self.positions.rotation(pos), cache=cache)
+        simple = not explicit_pos and cache is None and prefix_len is None and bias is None
+        if simple and self.window is None:
+            ctx.is_causal = self.causal  # the fused SDPA kernels build this mask themselves
+        elif not (simple and not self.causal):
+            allowed = attention_allowed(pos, k_pos, self.causal, prefix_len, self.window)
+            ctx.mask = merge_bias(allowed, bias, dtype)
+        return ctx
+
+    def run_layers(self, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
+        for layer_idx, block_idx in enumerate(self.layer_order):
+            x = self.layers[block_idx](x, ctx, layer_idx, memory, memory_ctx)
+        return self.norm(x)
+
+
+class LanguageModelHead(nn.Module):
+    """Token embeddings in, logits out; ties the two when the config says so."""
+
+    def _init_embeddings(self, cfg: ModelConfig) -> None:
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        if self.cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_embeddings.weight
+
+
+class Transformer(Stack, LanguageModelHead):
+    """Decoder-only model. `arch="prefix_decoder"` makes the first prefix_len tokens see each other."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg, cfg.n_layer, causal=True)
+        self.cfg = cfg
+        self._init_embeddings(cfg)
+
+    def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None) -> torch.Tensor:
+        """Final-norm hidden states (B, T, C) for tokens (B, T)."""
+        explicit_pos = pos is not None
+        pos = pos if explicit_pos else default_positions(tokens)
+        x = self.tok_embeddings(tokens)  # (B, T, C)
+        added = self.positions.embed(pos)
+        x = x if added is None else x + added.to(x.dtype)
+        if self.cfg.arch != "prefix_decoder":
+            prefix_len = None
+        ctx = self.context(pos, explicit_pos, cache, prefix_len, x.dtype)
+        return self.run_layers(x, ctx)
+
+    def forward(self, tokens, pos=None, cache=None, prefix_len=None) -> torch.Tensor:
+        """Logits (B, T, V). pos (B, T): logical positions, negative for left padding.
+        cache: a KV cache (see llmkit.infer.kv_cache). prefix_len (B,): prefix decoders only."""
+        return self.lm_head(self.hidden_states(tokens, pos, cache, prefix_len))
+
+
+class EncoderDecoder(LanguageModelHead):
+    """T5/BART shape: a bidirectional encoder, a causal decoder cross-attending to its output."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Stack(cfg, cfg.n_encoder_layer, causal=False)
+        self.decoder = Stack(cfg, cfg.n_layer, causal=True, cross_attention=True)
+        self._init_embeddings(cfg)
+
+    def _embed(self, stack: Stack, tokens, pos):
+        x = self.tok_embeddings(tokens)
+        added = stack.positions.embed(pos)
+        return x if added is None else x + added.to(x.dtype)
+
+    def encode(self, src: torch.Tensor, src_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder output (B, S, C); src_valid (B, S) marks real (non-padding) source tokens."""
+        pos = default_positions(src)
+        x = self._embed(self.encoder, src, pos)
+        ctx = self.encoder.context(pos, False, None, None, x.dtype)
+        if src_valid is not None:
+            ctx.mask = merge_bias(src_valid[:, None, None, :].expand(-1, 1, src.shape[1], -1),
+                                  self.encoder.positions.attn_bias(pos, pos), x.dtype)
+        return self.encoder.run_layers(x, ctx)
+
+    def decode(self, tokens, memory, pos=None, cache=None, src_valid=None) -> torch.Tensor:
+        """Logits (B, T, V) for decoder tokens given the encoder output `memory`."""
+        explicit_pos = pos is not None
+        pos = pos if explicit_pos else default_positions(tokens)
+        x = self._embed(self.decoder, tokens, pos)
+        ctx = self.decoder.context(pos, explicit_pos, cache, None, x.dtype)
+        memory_mask = None if src_valid is None else src_valid[:, None, None, :]  # (B, 1, 1, S)
+        memory_ctx = AttentionContext(pos=pos, mask=memory_mask)
+        return self.lm_head(self.decoder.run_layers(x, ctx, memory, memory_ctx))
+
+    def forward(self, src, tokens, src_valid=None) -> torch.Tensor:
+        return self.decode(tokens, self.encode(src, src_valid), src_valid=src_valid)
