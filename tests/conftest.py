@@ -14,3 +14,32 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 def seed():
     torch.manual_seed(0)
     return 0
+
+
+SAMPLE_TEXT = (
+    "The quick brown fox jumps over the lazy dog. A list is a mutable sequence of items. "
+    "Return the number of items in the container. If the file does not exist, an error is raised. "
+    "Unicode text like naïve café, 東京 and emoji 🙂 must survive a round trip.\n"
+) * 40
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from llmkit.tokenizer import train_bpe
+
+    return train_bpe([SAMPLE_TEXT], vocab_size=300, min_frequency=1, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A random tiny-llama with a trained tokenizer, saved in the HF layout."""
+    from llmkit.checkpoint import save_checkpoint
+    from llmkit.model import build_model, named_config
+
+    cfg = named_config("tiny-llama").replace(vocab_size=tiny_tokenizer.vocab_size, eos_token_id=tiny_tokenizer.eos_id,
+                                             bos_token_id=tiny_tokenizer.bos_id, pad_token_id=tiny_tokenizer.pad_id)
+    torch.manual_seed(0)
+    model = build_model(cfg, "cpu")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(model, path, tokenizer=tiny_tokenizer)
+    return path

@@ -69,6 +69,9 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-gpt2": dict(GPT2, **dict(TINY, d_ff=512)),
     "tiny-t5": dict(T5, **dict(TINY, n_layer=2, d_ff=512), init_std=0.05),
     "tiny-glm": dict(GLM, **TINY),
+    # the `llmkit demo` model: small enough to pre-train for a few minutes on two CPU cores
+    "mini-llama": dict(LLAMA, vocab_size=4096, d_model=256, n_layer=6, n_head=8, n_kv_head=4, d_ff=768,
+                       max_seq_len=1024),
 }
 
 

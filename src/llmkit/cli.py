@@ -1,0 +1,72 @@
+"""The verb table. Each verb is a typed function in its own package (`commands.py`), turned into
+flags by tyro from its signature and docstring; modules load only when their verb runs, so
+`llmkit --help` imports neither torch nor transformers."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+
+# verb -> (module:function, one-line summary); a dict value is a verb group ("llmkit tokenizer train").
+VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
+    "demo": ("llmkit.demo.commands:demo", "Run the lifecycle end to end on the built-in corpus (writes runs/demo/)"),
+    "models": ("llmkit.model.commands:models", "List named model configs with exact parameter counts"),
+    "tokenizer": {
+        "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
+    },
+    "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
+}
+
+
+def _usage(prefix: str, table: dict) -> str:
+    lines = [f"usage: {prefix} VERB [--help] [FLAGS]", "", "verbs:"]
+    for name, entry in table.items():
+        summary = entry[1] if isinstance(entry, tuple) else f"{', '.join(entry)} (see `{prefix} {name} --help`)"
+        lines.append(f"  {name:<12} {summary}")
+    return "\n".join(lines)
+
+
+def _resolve(argv: list[str]) -> tuple[str, str, list[str]] | int:
+    """(target, prog, remaining args), or an exit code after printing help or an error."""
+    table, prog = VERBS, "llmkit"
+    while True:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(_usage(prog, table))
+            return 0
+        verb, argv = argv[0], argv[1:]
+        if verb not in table:
+            close = difflib.get_close_matches(verb, table, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            print(f"{prog}: error: unknown verb {verb!r}.{hint} Run `{prog} --help` for the list.", file=sys.stderr)
+            return 2
+        entry, prog = table[verb], f"{prog} {verb}"
+        if isinstance(entry, tuple):
+            return entry[0], prog, argv
+        table = entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    resolved = _resolve(sys.argv[1:] if argv is None else list(argv))
+    if isinstance(resolved, int):
+        return resolved
+    target, prog, rest = resolved
+    module_name, function_name = target.split(":")
+    import tyro
+
+    from llmkit.errors import LlmkitError
+
+    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        tyro.cli(function, args=rest, prog=prog)
+    except LlmkitError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

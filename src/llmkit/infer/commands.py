@@ -1,0 +1,25 @@
+"""`llmkit generate`."""
+
+from __future__ import annotations
+
+
+def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+             device: str = "cpu") -> None:
+    """Complete PROMPT with the model in CHECKPOINT and print the completion.
+
+    Args:
+        checkpoint: an HF-layout checkpoint directory (config.json, model.safetensors, tokenizer.json).
+        prompt: the text to continue.
+        max_new_tokens: at most this many tokens are generated (fewer if an end-of-sequence token comes).
+        temperature: 0 is greedy decoding; higher values sample more freely.
+        top_k: sample only among the k most likely tokens.
+        top_p: sample only among the most likely tokens whose probabilities sum to top_p.
+        seed: random seed for reproducible sampling.
+        device: torch device, e.g. cpu or cuda.
+    """
+    from llmkit.infer.llm import LLM
+
+    llm = LLM.load(checkpoint, device=device)
+    print(llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                       top_p=top_p, seed=seed))
