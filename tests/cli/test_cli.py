@@ -76,3 +76,9 @@ def test_every_verb_has_help(verb, capsys):
         main([*verb, "--help"])
     assert exit_info.value.code == 0
     assert "--" in capsys.readouterr().out
+
+
+def test_missing_input_file_fails_before_any_work(tmp_path, capsys):
+    assert main(["tokenizer", "train", "--input", str(tmp_path / "typo.txt"), "--out", str(tmp_path / "t")]) == 2
+    assert "typo.txt does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

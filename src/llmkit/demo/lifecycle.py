@@ -52,6 +52,7 @@ def log(message: str) -> None:
 
 def run_demo(cfg: DemoConfig) -> dict:
     out, started = Path(cfg.out), time.perf_counter()
+    named_config(cfg.model)  # fail on a bad name before minutes of work, not after
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     docs = read_text_documents(cfg.input) if cfg.input else default_corpus()
@@ -87,7 +88,7 @@ def _train_tokenizer(docs: list[str], cfg: DemoConfig, out: Path) -> Tokenizer:
     log(f"training a byte-level BPE tokenizer, vocab {cfg.vocab_size}")
     tokenizer = train_bpe(iter(docs), cfg.vocab_size, show_progress=cfg.progress)
     with atomic_dir(out) as tmp:
-        tokenizer.save(tmp)
+        tokenizer.save(tmp)  # the demo trains from in-memory documents, so train_tokenizer (files) does not fit
     return tokenizer
 
 

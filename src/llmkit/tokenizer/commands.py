@@ -15,10 +15,7 @@ def train(input: list[str], out: str, vocab_size: int = 8192, min_frequency: int
         vocab_size: vocabulary size including the special tokens.
         min_frequency: pairs seen fewer times are never merged.
     """
-    from llmkit.fileio import atomic_dir
-    from llmkit.tokenizer.train import iter_text_files, train_bpe
+    from llmkit.tokenizer.train import train_tokenizer
 
-    tokenizer = train_bpe(iter_text_files(input), vocab_size, min_frequency)
-    with atomic_dir(out) as tmp:
-        tokenizer.save(tmp)
+    tokenizer = train_tokenizer(input, vocab_size, out, min_frequency)
     print(f"trained a {tokenizer.vocab_size}-token BPE tokenizer -> {out}")

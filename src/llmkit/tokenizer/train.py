@@ -10,6 +10,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from llmkit.errors import LlmkitError
+from llmkit.fileio import atomic_dir
 from llmkit.tokenizer.chat import CHATML_TEMPLATE
 from llmkit.tokenizer.tokenizer import Tokenizer
 
@@ -40,12 +41,17 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
 
 
 def iter_text_files(files: list[str | Path], chunk_chars: int = 1 << 16) -> Iterator[str]:
-    """Stream files as text chunks cut at line ends (bounded memory for any file size)."""
+    """Stream files as text chunks cut at line ends (bounded memory for any file size).
+    Every file is checked before the first chunk, so a typo fails at once."""
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise LlmkitError(f"input file {', '.join(missing)} does not exist")
+    return _chunks(files, chunk_chars)
+
+
+def _chunks(files: list[str | Path], chunk_chars: int) -> Iterator[str]:
     for file in files:
-        path = Path(file)
-        if not path.is_file():
-            raise LlmkitError(f"input file {path} does not exist")
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with Path(file).open(encoding="utf-8", errors="replace") as handle:
             buffer: list[str] = []
             size = 0
             for line in handle:
@@ -58,8 +64,10 @@ def iter_text_files(files: list[str | Path], chunk_chars: int = 1 << 16) -> Iter
                 yield "".join(buffer)
 
 
-def train_tokenizer(files: list[str | Path], vocab_size: int, out_dir: str | Path) -> Tokenizer:
-    """Train on text files and save tokenizer.json + tokenizer_config.json into out_dir."""
-    tokenizer = train_bpe(iter_text_files(files), vocab_size)
-    tokenizer.save(out_dir)
+def train_tokenizer(files: list[str | Path], vocab_size: int, out_dir: str | Path, min_frequency: int = 2,
+                    show_progress: bool = True) -> Tokenizer:
+    """Train on text files and save tokenizer.json + tokenizer_config.json into out_dir (atomically)."""
+    tokenizer = train_bpe(iter_text_files(files), vocab_size, min_frequency, show_progress)
+    with atomic_dir(out_dir) as tmp:
+        tokenizer.save(tmp)
     return tokenizer
