@@ -12,6 +12,11 @@ import sys
 VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "demo": ("llmkit.demo.commands:demo", "Run the lifecycle end to end on the built-in corpus (writes runs/demo/)"),
     "models": ("llmkit.model.commands:models", "List named model configs with exact parameter counts"),
+    "data": {
+        "prepare": ("llmkit.data.commands:prepare", "Curate a corpus into token shards or clean JSONL"),
+        "steps": ("llmkit.data.commands:steps", "List the curation steps and their options"),
+        "train-classifier": ("llmkit.data.commands:train_classifier", "Train the quality classifier step's model"),
+    },
     "tokenizer": {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
     },
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except LlmkitError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

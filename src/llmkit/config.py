@@ -1,0 +1,34 @@
+"""YAML config files as serialised flag values: a file's keys are the verb's flag names (dashes
+or underscores), and flags given on the command line win over the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llmkit.errors import LlmkitError
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise LlmkitError(f"config file {file} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise LlmkitError(f"config file {file} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise LlmkitError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def merge_settings(defaults: dict[str, Any], from_file: dict[str, Any], from_flags: dict[str, Any]) -> dict[str, Any]:
+    """defaults < file < flags that differ from their defaults."""
+    unknown = set(from_file) - set(defaults)
+    if unknown:
+        raise LlmkitError(f"unknown setting {sorted(unknown)[0]!r} in config file; known: {sorted(defaults)}")
+    merged = {**defaults, **from_file}
+    merged.update({k: v for k, v in from_flags.items() if v != defaults.get(k)})
+    return merged

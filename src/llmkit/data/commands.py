@@ -1,0 +1,109 @@
+"""`llmkit data prepare | steps | train-classifier`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+def prepare(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
+            tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
+            text_field: str = "text", task: str | None = None, executor: Literal["local", "ray"] = "local",
+            unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False) -> None:
+    """Curate a corpus: read, clean, filter, deduplicate, scrub PII, decontaminate, tokenize and pack.
+
+    Writes OUT/stats.json (per-step counts and removal reasons), OUT/rejected/ (dropped documents
+    with step and reason), OUT/errors.jsonl (malformed input lines, file:line), and either token
+    shards + OUT/index.json + OUT/tokenizer/ (when the steps end in tokenize, the default) or the
+    surviving documents as JSONL under OUT/docs/. Re-running the same command resumes.
+
+    Args:
+        input: .txt, .jsonl (.gz/.zst) or .parquet files, directories or globs.
+        out: output directory.
+        config: YAML with any of these settings plus `steps: [{name: STEP, OPTION: VALUE}, ...]`.
+        steps: comma-separated step names to run, in this order (see `llmkit data steps`).
+        workers: local worker processes; the output is identical for any number.
+        tokenizer: tokenizer directory for the tokenize step; without it a BPE is trained on the survivors.
+        vocab_size: vocabulary size of the tokenizer trained when --tokenizer is not given.
+        decontaminate: evaluation files; documents sharing a 13-gram with them are dropped.
+        text_field: the JSON/parquet field that holds the text.
+        task: i/n runs only slice i of n of the first stage (a Slurm array); run again without it to merge.
+        executor: local processes, or ray (uses RAY_ADDRESS when set, else a local Ray).
+        unit_mb: size of one work unit of uncompressed input, in MB.
+        rejected: keep dropped documents under OUT/rejected/.
+        progress: show progress bars.
+        keep_work: keep the intermediate OUT/.work directory after success.
+    """
+    from llmkit.config import load_yaml, merge_settings
+    from llmkit.data.pipeline import PrepareConfig, prepare as run_prepare
+
+    flags = dict(workers=workers, tokenizer=tokenizer, vocab_size=vocab_size, decontaminate=decontaminate,
+                 text_field=text_field, executor=executor, unit_mb=unit_mb, rejected=rejected, steps=steps)
+    defaults = dict(workers=1, tokenizer=None, vocab_size=8192, decontaminate=None, text_field="text",
+                    executor="local", unit_mb=32.0, rejected=True, steps=None)
+    from_file = load_yaml(config) if config else {}
+    step_list = from_file.pop("steps", None) if isinstance(from_file.get("steps"), list) else None
+    s = merge_settings(defaults, from_file, flags)
+    chosen = resolve_steps(step_list, s["steps"], s["tokenizer"], s["vocab_size"], s["decontaminate"])
+    run_prepare(PrepareConfig(inputs=input, out=out, steps=chosen, text_field=s["text_field"], workers=s["workers"],
+                              unit_mb=s["unit_mb"], keep_rejected=s["rejected"], task=task,
+                              executor=s["executor"], progress=progress, keep_work=keep_work))
+
+
+def resolve_steps(configured: list[dict] | None, names: str | None, tokenizer: str | None, vocab_size: int,
+                  eval_files: list[str] | None) -> list[dict]:
+    """The step list: from the config (or the default pipeline), narrowed and ordered by --steps."""
+    from llmkit.data.steps import DEFAULT_STEPS, step_class
+
+    base = [dict(s) for s in configured] if configured else [{"name": n} for n in DEFAULT_STEPS]
+    if names:
+        by_name = {s["name"]: s for s in base}
+        base = [{**by_name.get(n.strip(), {"name": n.strip()}), "enabled": True} for n in names.split(",") if n.strip()]
+    for step in base:
+        step_class(step["name"])  # unknown names fail here with suggestions
+        if step["name"] == "tokenize":
+            step.setdefault("vocab_size", vocab_size)
+            if tokenizer:
+                step["tokenizer"] = tokenizer
+        if step["name"] == "decontaminate" and eval_files:
+            step["eval_files"] = list(eval_files)
+    return base
+
+
+def steps() -> None:
+    """List the curation steps, what each does, and its options with their defaults (for --config)."""
+    import dataclasses
+
+    from llmkit.data.steps import DEFAULT_STEPS, STEPS, step_class
+
+    for name in STEPS:
+        cls = step_class(name)
+        summary = (cls.__doc__ or "").strip().split("\n")[0]
+        marker = "default" if name in DEFAULT_STEPS else "opt-in"
+        print(f"{name} ({cls.scope}, {marker}): {summary}")
+        for f in dataclasses.fields(cls.Options):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            print(f"    {f.name} = {default!r}")
+
+
+def train_classifier(positive: list[str], negative: list[str], out: str, text_field: str = "text",
+                     epochs: int = 5, buckets: int = 2**18, dim: int = 16) -> None:
+    """Train the fastText-style quality classifier for the `classifier` step.
+
+    Args:
+        positive: files of reference-quality text (.txt, .jsonl, ...; as for `data prepare`).
+        negative: files of text to filter out (e.g. raw web crawl).
+        out: output directory (use it as `model:` of the classifier step).
+        text_field: the JSON field that holds the text.
+        epochs: passes over the data.
+        buckets: hashed n-gram buckets.
+        dim: embedding size.
+    """
+    from llmkit.data.sources import iter_texts
+    from llmkit.data.steps.classifier import train_classifier as train
+
+    pos, neg = list(iter_texts(positive, text_field)), list(iter_texts(negative, text_field))
+    model = train(pos, neg, epochs=epochs, buckets=buckets, dim=dim)
+    model.save(out)
+    accuracy = sum(s >= 0.5 for s in model.score(pos)) + sum(s < 0.5 for s in model.score(neg))
+    print(f"trained on {len(pos)} positive and {len(neg)} negative documents; "
+          f"training accuracy {accuracy / (len(pos) + len(neg)):.3f}; saved to {out}")
