@@ -4,18 +4,22 @@ import json
 
 from llmkit.demo.lifecycle import DemoConfig, run_demo
 from llmkit.infer.llm import LLM
-from tests.conftest import SAMPLE_TEXT
+from tests.data.planted import ENGLISH, prose
 
 
 def test_demo_runs_end_to_end_on_user_input(tmp_path):
-    (tmp_path / "in.txt").write_text(SAMPLE_TEXT.replace(". ", ".\n\n"))
+    docs = ENGLISH + [prose(seed, words=60) for seed in range(40)] + [ENGLISH[0]]  # one exact duplicate
+    (tmp_path / "in.txt").write_text("\n\n".join(docs))
     out = tmp_path / "run"
     summary = run_demo(DemoConfig(out=str(out), input=[str(tmp_path / "in.txt")], model="tiny-llama",
                                   vocab_size=320, seq_len=32, batch_size=8, max_steps=40, minutes=2,
                                   lr=3e-3, max_new_tokens=8, progress=False))
-    for name in ("corpus.txt", "tokenizer/tokenizer.json", "metrics.jsonl", "model/config.json",
+    for name in ("corpus.jsonl", "data/stats.json", "data/tokenizer/tokenizer.json", "data/index.json",
+                 "metrics.jsonl", "model/config.json",
                  "model/model.safetensors", "model/tokenizer.json", "samples.md", "summary.json"):
         assert (out / name).is_file(), name
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # it learned something
     assert json.loads((out / "summary.json").read_text())["steps"] == 40
+    curation = json.loads((out / "data" / "stats.json").read_text())
+    assert curation["docs_in"] == 44 and curation["docs_out"] == 43  # the duplicate is gone
     assert isinstance(LLM.load(out / "model").generate("The quick", max_new_tokens=4), str)
