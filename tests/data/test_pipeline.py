@@ -156,3 +156,35 @@ def test_ray_executor_gives_the_same_output(corpus, tmp_path):
     prepare(*common, "--out", str(tmp_path / "local"))
     prepare(*common, "--out", str(tmp_path / "ray"), "--executor", "ray")
     assert tree_bytes(tmp_path / "ray") == tree_bytes(tmp_path / "local")
+
+
+def test_memory_stays_bounded_by_the_unit_not_the_corpus(tmp_path):
+    import tracemalloc
+
+    from llmkit.data.pipeline import PrepareConfig, prepare as run_prepare
+
+    doc = {"text": "The same sentence is repeated here to make a long enough line of text. " * 14}
+    with open(tmp_path / "big.jsonl", "w") as handle:
+        for i in range(10_000):  # about 10 MB
+            handle.write(json.dumps({**doc, "id": i}) + "\n")
+    tracemalloc.start()
+    run_prepare(PrepareConfig(inputs=[str(tmp_path / "big.jsonl")], out=str(tmp_path / "o"),
+                              steps=[{"name": "normalize"}, {"name": "exact_dedup"}], unit_mb=0.5, progress=False))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (tmp_path / "big.jsonl").stat().st_size > 9_000_000
+    assert peak < 8_000_000, f"peak Python memory {peak / 1e6:.1f} MB for a 10 MB corpus"
+
+
+def test_truncated_compressed_file_is_reported_not_fatal(tmp_path):
+    docs = documents(20)
+    blob = gzip.compress("".join(json.dumps(d) + "\n" for d in docs).encode())
+    (tmp_path / "broken.jsonl.gz").write_bytes(blob[: len(blob) // 2])
+    write_jsonl(tmp_path / "fine.jsonl", docs[:3])
+    out = tmp_path / "o"
+    assert prepare("--input", str(tmp_path / "broken.jsonl.gz"), str(tmp_path / "fine.jsonl"),
+                   "--out", str(out), "--steps", "normalize") == 0
+    stats = json.loads((out / "stats.json").read_text())
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert stats["input_errors"] == 1 and "broken.jsonl.gz" in errors[0]["location"]
+    assert "unreadable" in errors[0]["message"] and stats["docs_out"] >= 3

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from llmkit.data.sources import WorkUnit
 from llmkit.data.stats import merge_step_lists
-from llmkit.fileio import write_json
 
 
 def finalize(cfg, work: Path, out: Path, stages, final, units: list[WorkUnit]) -> dict:
@@ -81,10 +80,16 @@ def _publish(staging: Path, out: Path) -> None:
         entry.rename(target)
 
 
-def step_seconds(work: Path, stages, units, stage_dir) -> dict[str, float]:
-    """Wall time spent in each step, summed over units (for benchmarks; not part of stats.json)."""
+def step_seconds(work: Path, stages, units) -> dict[str, float]:
+    """Time spent in each step, summed over units (CPU-seconds across workers; for benchmarks).
+    A corpus step counts all three phases: keys per unit, the global decision, and applying it."""
+    from llmkit.data.pipeline import stage_dir
+
     totals: dict[str, float] = {}
     for stage in stages:
+        decision = stage_dir(work, stage.index) / "decision_seconds.json"
+        for name, value in (json.loads(decision.read_text()) if decision.is_file() else {}).items():
+            totals[name] = totals.get(name, 0.0) + value
         for unit in units:
             seconds = json.loads((stage_dir(work, stage.index) / f"stats{unit.index:05d}.json").read_text())["seconds"]
             for name, value in seconds.items():

@@ -10,7 +10,8 @@ Steps are cut into stages at every corpus step (deduplication):
 
 Every unit of every stage writes its outputs under OUT/.work and then a done marker, so a killed
 run resumes where it stopped, `--task i/n` can run a slice of stage 0 on another machine, and
-the final files are byte-identical whatever the number of workers or interruptions.
+the final files are byte-identical whatever the number of workers or interruptions (all but
+timings.json, which records how long each step took).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from llmkit.data.executors import run_jobs
 from llmkit.data.sources import InputError, WorkUnit, expand_inputs, plan_units, read_unit
-from llmkit.data.stats import StepStats, merge_step_lists
+from llmkit.data.stats import StepStats
 from llmkit.data.steps import step_class
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
@@ -158,13 +159,14 @@ def run_stage_unit(job: UnitJob) -> None:
         step_stats.counts.update(step.counters)
     Path(f"{kept_path}.tmp").replace(kept_path)
     Path(f"{rejected_path}.tmp").replace(rejected_path)
+    seconds = dict(zip([s.name for s in stats], timings))
     if job.stage.keys is not None:
+        started = time.perf_counter()
         keys = build_step(job.stage.keys).keys(text for _, text in read_stage_records(kept_path))
         np.savez(out / f"keys{u:05d}.npz", **keys)
+        seconds[job.stage.keys[0]] = time.perf_counter() - started  # the corpus step's per-unit phase
     write_json(out / f"stats{u:05d}.json", {
-        "steps": [s.to_dict() for s in stats],
-        "errors": [asdict(e) for e in errors],
-        "seconds": dict(zip([s.name for s in stats], timings)),
+        "steps": [s.to_dict() for s in stats], "errors": [asdict(e) for e in errors], "seconds": seconds,
     })
     (out / f"unit{u:05d}.done").touch()
 
@@ -173,10 +175,12 @@ def decide_stage(work: Path, stage: Stage, units: list[WorkUnit]) -> None:
     out = stage_dir(work, stage.index)
     if stage.keys is None or (out / "decision.done").exists():
         return
+    started = time.perf_counter()
     step = build_step(stage.keys)
     decisions = step.decide([out / f"keys{u.index:05d}.npz" for u in units])
     for unit, decision in zip(units, decisions):
         np.savez(out / f"decision{unit.index:05d}.npz", **decision)
+    write_json(out / "decision_seconds.json", {stage.keys[0]: time.perf_counter() - started})
     (out / "decision.done").touch()
 
 
@@ -196,7 +200,7 @@ def _check_plan(out: Path, work: Path, plan: dict) -> bool:
 
 def prepare(cfg: PrepareConfig) -> dict:
     """Run the pipeline; returns the stats dict (also written to OUT/stats.json)."""
-    from llmkit.data.finalize import finalize
+    from llmkit.data.finalize import finalize, step_seconds
 
     out, started = Path(cfg.out), time.perf_counter()
     work = out / ".work"
@@ -219,9 +223,11 @@ def prepare(cfg: PrepareConfig) -> dict:
             return {}
         decide_stage(work, stage, units)
     stats = finalize(cfg, work, out, stages, final, units)
+    seconds = time.perf_counter() - started
+    write_json(out / "timings.json", {"wall_seconds": seconds, "step_seconds": step_seconds(work, stages, units)})
     write_json(out / "plan.json", plan)
     write_json(out / "stats.json", stats)  # written last: its presence means the run is complete
-    _report(stats, time.perf_counter() - started, sum(f.stat().st_size for f in files))
+    _report(stats, seconds, sum(f.stat().st_size for f in files), out)
     if not cfg.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return stats
@@ -238,10 +244,16 @@ def _task_units(task: str | None, units: list[WorkUnit]) -> list[WorkUnit]:
     return [u for u in units if u.index % count == index]
 
 
-def _report(stats: dict, seconds: float, input_bytes: int) -> None:
+def _report(stats: dict, seconds: float, input_bytes: int, out: Path) -> None:
     print(f"{'step':<15}{'docs in':>10}{'docs out':>10}  removed")
     for s in stats["steps"]:
         removed = ", ".join(f"{k}={v}" for k, v in s["removed"].items()) or "-"
         print(f"{s['name']:<15}{s['docs_in']:>10}{s['docs_out']:>10}  {removed}")
     print(f"{stats['docs_in']} documents in, {stats['docs_out']} out, {stats['input_errors']} input errors; "
           f"{stats['docs_in'] / max(seconds, 1e-9):.0f} docs/s, {input_bytes / 2**20 / max(seconds, 1e-9):.1f} MB/s")
+    if stats["input_errors"]:
+        errors = (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in errors[:3]:
+            error = json.loads(line)
+            print(f"  input error at {error['location']}: {error['message']}")
+        print(f"  (all {len(errors)} in {out / 'errors.jsonl'})")
