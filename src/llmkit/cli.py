@@ -20,8 +20,11 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "tokenizer": {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
     },
+    "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
 }
+# Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
+RAW_ARGS = {"llmkit.train.commands:pretrain"}
 
 
 def _usage(prefix: str, table: dict) -> str:
@@ -63,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
     function = getattr(importlib.import_module(module_name), function_name)
     try:
-        tyro.cli(function, args=rest, prog=prog)
+        if target in RAW_ARGS:
+            function(rest, prog)
+        else:
+            tyro.cli(function, args=rest, prog=prog)
     except LlmkitError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

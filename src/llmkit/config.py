@@ -32,3 +32,37 @@ def merge_settings(defaults: dict[str, Any], from_file: dict[str, Any], from_fla
     merged = {**defaults, **from_file}
     merged.update({k: v for k, v in from_flags.items() if v != defaults.get(k)})
     return merged
+
+
+def dataclass_from_dict(cls, values: dict[str, Any], where: str = "config"):
+    """Build dataclass `cls` from nested dicts (YAML), naming any unknown key and its place."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise LlmkitError(f"unknown setting {where}.{key}; known: {sorted(fields)}")
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
+            value = dataclass_from_dict(hints[name], value, f"{where}.{name}")
+        elif isinstance(value, list) and "tuple" in str(hints[name]):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def parse_with_config(cls, args: list[str], prog: str):
+    """tyro over `cls`, with defaults taken from `--config FILE` when given (flags still win)."""
+    import tyro
+
+    default = cls()
+    if "--config" in args:
+        at = args.index("--config")
+        if at + 1 >= len(args):
+            raise LlmkitError("--config needs a YAML file")
+        default = dataclass_from_dict(cls, load_yaml(args[at + 1]))
+        args = args[:at] + args[at + 2:]
+    return tyro.cli(cls, args=args, default=default, prog=prog)

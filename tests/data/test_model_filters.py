@@ -25,16 +25,14 @@ def test_classifier_separates_reference_text_from_spam(tmp_path):
 
 def test_perplexity_filter_drops_text_unlike_the_reference(tmp_path, tiny_tokenizer):
     from llmkit.checkpoint import save_checkpoint
-    from llmkit.data.windows import random_windows
     from llmkit.model import build_model, named_config
-    from llmkit.train import CausalLMTask, TrainConfig, train
     from tests.conftest import SAMPLE_TEXT
+    from tests.train.helpers import quick_train
 
     torch.manual_seed(0)
     model = build_model(named_config("tiny-llama").replace(vocab_size=tiny_tokenizer.vocab_size), "cpu")
     stream = torch.tensor(tiny_tokenizer.encode(SAMPLE_TEXT * 3, add_special_tokens=False))
-    train(model, random_windows(stream, 32, 8), CausalLMTask(), TrainConfig(max_steps=60, lr=3e-3, warmup_steps=5),
-          progress=False)
+    quick_train(model, stream, 60, tmp_path / "run")
     save_checkpoint(model, tmp_path / "ref", tokenizer=tiny_tokenizer)
     step = PerplexityFilter(PerplexityOptions(model=str(tmp_path / "ref"), max_perplexity=50.0))
     like_reference = "A list is a mutable sequence of items. Return the number of items in the container."

@@ -15,11 +15,11 @@ def test_demo_runs_end_to_end_on_user_input(tmp_path):
                                   vocab_size=320, seq_len=32, batch_size=8, max_steps=40, minutes=2,
                                   lr=3e-3, max_new_tokens=8, progress=False))
     for name in ("corpus.jsonl", "data/stats.json", "data/tokenizer/tokenizer.json", "data/index.json",
-                 "metrics.jsonl", "model/config.json",
-                 "model/model.safetensors", "model/tokenizer.json", "samples.md", "summary.json"):
+                 "pretrain/metrics.jsonl", "pretrain/loss_curve.png", "pretrain/final/config.json",
+                 "pretrain/final/model.safetensors", "pretrain/final/tokenizer.json", "samples.md", "summary.json"):
         assert (out / name).is_file(), name
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # it learned something
     assert json.loads((out / "summary.json").read_text())["steps"] == 40
     curation = json.loads((out / "data" / "stats.json").read_text())
     assert curation["docs_in"] == 44 and curation["docs_out"] == 43  # the duplicate is gone
-    assert isinstance(LLM.load(out / "model").generate("The quick", max_new_tokens=4), str)
+    assert isinstance(LLM.load(out / "pretrain" / "final").generate("The quick", max_new_tokens=4), str)

@@ -111,9 +111,15 @@ def save_checkpoint(model: nn.Module, out_dir: str | Path, tokenizer=None,
                     generation_config: dict[str, Any] | None = None,
                     max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
     """Write `model` (and `tokenizer`, anything with `save(dir)`) as an HF-layout directory, atomically."""
-    cfg: ModelConfig = model.cfg
+    return save_state_dict(model.state_dict(), model.cfg, out_dir, tokenizer, generation_config, max_shard_bytes)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig, out_dir: str | Path, tokenizer=None,
+                    generation_config: dict[str, Any] | None = None,
+                    max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
+    """As `save_checkpoint`, from a full (unsharded) state dict in llmkit names."""
     family = hf_family(cfg)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if cfg.tie_embeddings:
         state.pop("lm_head.weight", None)  # safetensors stores each tensor once; the tie is in config.json
     hf_state = to_hf_state_dict(state, family)

@@ -4,8 +4,7 @@ directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> chec
     runs/demo/
       corpus.jsonl        the documents used (built-in corpus or --input files)
       data/               `llmkit data prepare` output: stats.json, rejected/, tokenizer/, token shards
-      metrics.jsonl       one line per training step
-      model/              HF-layout checkpoint (+ tokenizer), ready for `llmkit generate`
+      pretrain/           `llmkit pretrain` output: metrics.jsonl, loss_curve.png, final/ (HF layout + tokenizer)
       samples.md          greedy and sampled completions
       summary.json        what ran, how long, the losses
 """
@@ -20,15 +19,16 @@ from pathlib import Path
 
 import torch
 
-from llmkit.checkpoint import save_checkpoint
+from llmkit.checkpoint import load_checkpoint
 from llmkit.data.corpus import default_corpus, read_text_documents
-from llmkit.data.loader import TokenDataset, TokenLoader
+from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer.llm import LLM
-from llmkit.model import build_model, count_parameters, named_config
+from llmkit.model import named_config
 from llmkit.tokenizer import Tokenizer
-from llmkit.train import CausalLMTask, TrainConfig, evaluate_loss, train
+from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig, ScheduleConfig
+from llmkit.train.pretrain import run_pretrain
 
 PROMPTS = ["The list", "Return the", "This module provides", "If the file"]
 # Curation for documentation prose: Gopher bounds relaxed for short docstrings, and no C4 rules
@@ -73,10 +73,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     tokenizer = Tokenizer.from_dir(out / "data" / "tokenizer")
     log(f"tokens: {len(train_data):,} train, {len(TokenDataset(out / 'data', 'val')):,} validation")
 
-    model, result, val_loss = _pretrain(cfg, tokenizer, train_data, out)
-    save_checkpoint(model, out / "model", tokenizer=tokenizer,
-                    generation_config={"eos_token_id": tokenizer.eos_id, "pad_token_id": tokenizer.pad_id})
-    log(f"checkpoint -> {out / 'model'}")
+    result = _pretrain(cfg, out)
+    model = load_checkpoint(out / "pretrain" / "final").eval()
+    log(f"checkpoint -> {out / 'pretrain' / 'final'}")
 
     samples = _sample(LLM(model, tokenizer), cfg)
     atomic_write_text(out / "samples.md", samples)
@@ -84,10 +83,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary = {
         "config": asdict(cfg), "documents": len(docs), "documents_kept": stats["docs_out"],
         "train_tokens": len(train_data),
-        "parameters": sum(p.numel() for p in model.parameters()), "steps": result.steps,
-        "first_loss": result.losses[0], "final_loss": sum(result.losses[-10:]) / len(result.losses[-10:]),
-        "val_loss": val_loss, "val_perplexity": float(torch.tensor(val_loss).exp()),
-        "tokens_per_s": result.tokens_per_s, "train_seconds": result.seconds,
+        "parameters": sum(p.numel() for p in model.parameters()), "steps": result["steps"],
+        "first_loss": result["first_loss"], "final_loss": result["final_loss"],
+        "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
+        "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
         "total_seconds": time.perf_counter() - started,
     }
     write_json(out / "summary.json", summary)
@@ -103,30 +102,18 @@ def _curate(cfg: DemoConfig, out: Path) -> dict:
                                  workers=2, unit_mb=0.5, progress=cfg.progress))
 
 
-def _pretrain(cfg: DemoConfig, tokenizer: Tokenizer, train_data: TokenDataset, out: Path):
-    model_cfg = named_config(cfg.model).replace(
-        vocab_size=tokenizer.vocab_size, bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
-        pad_token_id=tokenizer.pad_id, max_seq_len=max(cfg.seq_len, named_config(cfg.model).max_seq_len))
-    log(f"model {cfg.model}: {count_parameters(model_cfg):,} parameters; "
-        f"pre-training for up to {cfg.minutes} min / {cfg.max_steps} steps")
-    model = build_model(model_cfg, device="cpu")
-    train_cfg = TrainConfig(max_steps=cfg.max_steps, max_minutes=cfg.minutes, lr=cfg.lr,
-                            warmup_steps=min(50, cfg.max_steps // 10 + 1), seed=cfg.seed)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
-    batches = TokenLoader(train_data, cfg.seq_len, cfg.batch_size, seed=cfg.seed)
-    result = train(model, batches, CausalLMTask(), train_cfg, out / "metrics.jsonl", cfg.progress)
-    val_loss = evaluate_loss(model, _validation_batches(out / "data", cfg), CausalLMTask())
-    log(f"trained {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s): "
-        f"loss {result.losses[0]:.2f} -> {result.losses[-1]:.2f}, validation loss {val_loss:.2f}")
-    return model, result, val_loss
-
-
-def _validation_batches(data_dir: Path, cfg: DemoConfig):
-    """The validation split once through, in order (shorter windows when the split is small)."""
-    val = TokenDataset(data_dir, "val")
-    seq_len = min(cfg.seq_len, len(val) - 2)
-    loader = TokenLoader(val, seq_len, cfg.batch_size, mode="sequential")
-    return [next(loader) for _ in range(max(1, (len(val) - 1) // (seq_len * cfg.batch_size)))]
+def _pretrain(cfg: DemoConfig, out: Path) -> dict:
+    log(f"pre-training {cfg.model} with `llmkit pretrain` for up to {cfg.minutes} min / {cfg.max_steps} steps")
+    result = run_pretrain(PretrainConfig(
+        data=str(out / "data"), out=str(out / "pretrain"), model=cfg.model, max_steps=cfg.max_steps,
+        max_minutes=cfg.minutes, eval_every=0, eval_batches=50, seed=cfg.seed, progress=cfg.progress,
+        optim=OptimConfig(lr=cfg.lr), schedule=ScheduleConfig(warmup_steps=min(50, cfg.max_steps // 10 + 1)),
+        batch=DataConfig(seq_len=cfg.seq_len, batch_size=cfg.batch_size)))
+    losses = [json.loads(line)["loss"] for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]
+    result |= {"first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:])}
+    log(f"trained {result['steps']} steps in {result['seconds']:.0f}s ({result['tokens'] / result['seconds']:,.0f} "
+        f"tokens/s): loss {result['first_loss']:.2f} -> {result['final_loss']:.2f}, validation loss {result['val_loss']:.2f}")
+    return result
 
 
 def _sample(llm: LLM, cfg: DemoConfig) -> str:
@@ -142,7 +129,7 @@ def _sample(llm: LLM, cfg: DemoConfig) -> str:
 
 def _report(out: Path, summary: dict) -> None:
     log(f"done in {summary['total_seconds']:.0f}s. Outputs in {out.resolve()}:")
-    for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "metrics.jsonl", "model/", "samples.md",
-                 "summary.json"):
+    for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "pretrain/metrics.jsonl",
+                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "summary.json"):
         print(f"  {out / name}")
-    print(f"try: llmkit generate --checkpoint {out / 'model'} --prompt \"Return the\" --max-new-tokens 40")
+    print(f"try: llmkit generate --checkpoint {out / 'pretrain' / 'final'} --prompt \"Return the\" --max-new-tokens 40")

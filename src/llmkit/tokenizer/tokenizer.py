@@ -71,6 +71,18 @@ class Tokenizer:
     def token_id(self, text: str) -> int | None:
         return self.backend.token_to_id(text)
 
+    def special_ids(self) -> dict:
+        """pad/eos/bos/mask ids and span-corruption sentinels (<|sentinel_i|>, or T5's <extra_id_i>)."""
+        sentinels = []
+        for pattern in ("<|sentinel_{}|>", "<extra_id_{}>"):
+            while (found := self.token_id(pattern.format(len(sentinels)))) is not None:
+                sentinels.append(found)
+            if sentinels:
+                break
+        mask = self._special_id("mask")
+        return {"pad": self.pad_id, "eos": self.eos_id, "bos": self.bos_id if self.bos_id is not None else self.eos_id,
+                "mask": mask if mask is not None else self.token_id("<|mask|>"), "sentinels": sentinels}
+
     # --- text <-> ids ---------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids; `add_special_tokens` applies the tokenizer's own template (e.g. Llama's BOS)."""

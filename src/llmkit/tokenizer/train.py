@@ -14,9 +14,11 @@ from llmkit.fileio import atomic_dir
 from llmkit.tokenizer.chat import CHATML_TEMPLATE
 from llmkit.tokenizer.tokenizer import Tokenizer
 
-BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
+BOS, EOS, PAD, MASK = "<|bos|>", "<|endoftext|>", "<|pad|>", "<|mask|>"
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
-SPECIAL_TOKENS = [EOS, BOS, PAD, *CHAT_TOKENS]
+# span-corruption sentinels (T5's extra ids) and the [MASK] of MLM and blank infilling
+SENTINELS = [f"<|sentinel_{i}|>" for i in range(16)]
+SPECIAL_TOKENS = [EOS, BOS, PAD, *CHAT_TOKENS, MASK, *SENTINELS]
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2,
@@ -36,6 +38,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": EOS, "pad_token": PAD,
         "model_max_length": max_length, "clean_up_tokenization_spaces": False, "chat_template": CHATML_TEMPLATE,
+        "mask_token": MASK, "additional_special_tokens": [*CHAT_TOKENS, *SENTINELS],
     }
     return Tokenizer(backend, config)
 

@@ -1,6 +1,3 @@
-"""Training: the one loop, its tasks, schedules and optimiser setup."""
-
-from llmkit.train.task import CausalLMTask, Task
-from llmkit.train.trainer import TrainConfig, TrainResult, evaluate_loss, train
-
-__all__ = ["CausalLMTask", "Task", "TrainConfig", "TrainResult", "evaluate_loss", "train"]
+"""Training: the one loop (`trainer.Trainer`), its tasks/objectives, schedules, precision,
+checkpoints, and `pretrain.run_pretrain`. Import the modules directly (this package imports
+nothing, so `llmkit.dist` can use `train.config` without a cycle)."""

@@ -1,24 +1,18 @@
-"""Tasks: what one training loop optimises. A task turns a batch into a scalar loss; pre-training,
-fine-tuning, distillation and alignment differ only here (and in which parameters train)."""
+"""What one training loop optimises. A Task turns raw token windows into model inputs and targets
+(`make_batch`) and returns (summed token loss, target-token count) from `loss`; pre-training,
+fine-tuning, distillation and alignment differ only here (and in which parameters train).
+Objectives live in `objectives.py`."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 import torch
-from torch.nn import functional as F
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # targets equal to this carry no loss
 
 
 class Task(Protocol):
-    def loss(self, model: torch.nn.Module, batch) -> torch.Tensor: ...
+    def make_batch(self, inputs: torch.Tensor, targets: torch.Tensor, generator=None) -> dict: ...
 
-
-class CausalLMTask:
-    """Next-token cross-entropy; targets equal to IGNORE_INDEX carry no loss."""
-
-    def loss(self, model, batch) -> torch.Tensor:
-        inputs, targets = batch  # (B, T), (B, T)
-        logits = model(inputs)  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+    def loss(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...

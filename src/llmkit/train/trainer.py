@@ -1,114 +1,183 @@
-"""The training loop: AdamW, warmup + cosine learning rate, gradient clipping, a progress bar,
-JSONL metrics. Every training verb runs through `train` with its own Task."""
+"""The one training loop. Pre-training objectives, and later fine-tuning, distillation and
+alignment, differ only in their Task (`make_batch` + `loss`) and in which parameters train.
+
+Each step: `grad_accum` micro-batches; the summed token loss is divided by the token count of the
+whole step over all data-parallel ranks (so accumulation and data parallelism give the gradient
+of one big batch); fp16 loss scaling; non-finite losses skip the step and are reported; clipping;
+AdamW; the schedule's learning rate; metrics; periodic validation and checkpoints.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import torch
-from tqdm.auto import tqdm
+from torch import nn
 
-from llmkit.train.task import Task
+from llmkit.dist.context import DistContext
+from llmkit.train.config import PretrainConfig
+from llmkit.train.flops import flops_per_token, measured_peak
+from llmkit.train.metrics import MetricsLog
+from llmkit.train.precision import Precision
+from llmkit.train.schedules import lr_multiplier
+from llmkit.train.task import IGNORE_INDEX
 
-
-@dataclass
-class TrainConfig:
-    max_steps: int = 1000
-    max_minutes: float | None = None  # stop early when this wall-clock budget is spent
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    seed: int = 0
+MAX_CONSECUTIVE_SKIPS = 20
 
 
 @dataclass
-class TrainResult:
-    steps: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
+class TrainState:
+    step: int = 0
+    total_steps: int = 0  # the schedule's length (fixed once a time budget has been estimated)
+    skipped_steps: int = 0
+    tokens_seen: int = 0
     losses: list[float] = field(default_factory=list)
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens / max(self.seconds, 1e-9)
 
-
-def lr_at(step: int, cfg: TrainConfig, total_steps: int | None = None) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at total_steps."""
-    total_steps = total_steps or cfg.max_steps
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
     """AdamW; matrices decay, vectors (norm weights, biases) do not."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+    fused = next(iter(params)).device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+                             fused=fused, foreach=not fused)
 
 
-def planned_steps(cfg: TrainConfig, steps_done: int, seconds: float) -> int:
-    """Steps the run will reach: max_steps, or fewer when the time budget runs out first.
-    The LR schedule decays over this many steps, so a time-budgeted run still anneals."""
-    if cfg.max_minutes is None or steps_done == 0:
-        return cfg.max_steps
-    return max(steps_done, min(cfg.max_steps, int(cfg.max_minutes * 60 / (seconds / steps_done))))
+def gradient_sync(model: nn.Module, enabled: bool):
+    """Skip the data-parallel gradient reduction on all but the last micro-batch."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(enabled)
+        return contextlib.nullcontext()
+    if hasattr(model, "no_sync") and not enabled:  # DDP
+        return model.no_sync()
+    return contextlib.nullcontext()
 
 
-def train(model: torch.nn.Module, batches: Iterator, task: Task, cfg: TrainConfig,
-          metrics_path: str | Path | None = None, progress: bool = True) -> TrainResult:
-    optimizer, result = build_optimizer(model, cfg), TrainResult()
-    metrics = open(metrics_path, "a", encoding="utf-8") if metrics_path else None
-    start = time.perf_counter()
-    model.train()
-    total = cfg.max_steps
-    bar = tqdm(total=total, desc="pretrain", unit="step", disable=not progress, dynamic_ncols=True)
-    try:
-        for step in range(cfg.max_steps):
-            batch = next(batches)
-            if step == min(10, cfg.warmup_steps):  # estimate once the first steps are timed
-                total = bar.total = planned_steps(cfg, step, result.seconds)
-            lr = lr_at(step, cfg, total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = task.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            result.steps, result.tokens = step + 1, result.tokens + batch[0].numel()
-            result.seconds = time.perf_counter() - start
-            result.losses.append(loss.item())
-            record = {"step": step + 1, "loss": result.losses[-1], "lr": lr, "tokens_per_s": result.tokens_per_s}
-            if metrics:
-                metrics.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-            bar.update()
-            if cfg.max_minutes is not None and result.seconds >= cfg.max_minutes * 60:
-                break
-    finally:
-        bar.close()
-        if metrics:
-            metrics.close()
-    model.eval()
-    return result
+def micro_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
+    """Corruption randomness as a function of (seed, step, micro-batch, rank): resumes exactly."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + micro) * 65_537 + rank)
 
 
-@torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, batches: Iterable, task: Task) -> float:
-    """Mean loss over the batches (each weighted equally)."""
-    model.eval()
-    losses = [task.loss(model, batch).item() for batch in batches]
-    return sum(losses) / max(1, len(losses))
+class Trainer:
+    def __init__(self, model, objective, cfg: PretrainConfig, loader, ctx: DistContext, out: Path,
+                 val_loader_factory=None, optimizer=None):
+        self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
+        self.val_loader_factory = val_loader_factory
+        self.optimizer = optimizer or build_optimizer(model, cfg)
+        self.precision = Precision(cfg.precision, ctx.device)
+        self.state = TrainState(total_steps=cfg.max_steps)
+        self.base_model = model.module if hasattr(model, "module") else model
+        tokens_per_step = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
+        self.flops_per_step = flops_per_token(self.base_model, cfg.batch.seq_len) * tokens_per_step
+        self.peak = (cfg.peak_flops or measured_peak(ctx.device.type)) * ctx.world_size
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_step(self) -> dict:
+        cfg, step = self.cfg, self.state.step
+        micro = [self.objective.make_batch(*next(self.loader)[:2], generator=micro_generator(
+            cfg.seed, step, i, self.ctx.dp_rank)) for i in range(cfg.batch.grad_accum)]
+        total_tokens = self.ctx.sum(sum(int((m["targets"] != IGNORE_INDEX).sum()) for m in micro))
+        loss_sum = 0.0
+        self.model.train()
+        for i, batch in enumerate(micro):
+            with gradient_sync(self.model, i == len(micro) - 1), self.precision.autocast():
+                loss, _ = self.objective.loss(self.model, self._to_device(batch))
+            self.precision.backward(loss * self.ctx.dp_size / max(total_tokens, 1))
+            loss_sum += loss.item()
+        mean_loss = self.ctx.sum(loss_sum) / max(total_tokens, 1)
+        lr = cfg.optim.lr * lr_multiplier(step, self.state.total_steps, cfg.schedule)
+        record = {"step": step + 1, "loss": mean_loss, "lr": lr, "tokens": int(total_tokens)}
+        if not math.isfinite(mean_loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            return record | {"skipped": True, "reason": "non-finite loss"}
+        self.precision.unscale(self.optimizer)
+        record["grad_norm"] = self._clip()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if not self.precision.step(self.optimizer):
+            record |= {"skipped": True, "reason": "fp16 overflow: loss scale halved"}
+        self.optimizer.zero_grad(set_to_none=True)
+        return record
+
+    def _clip(self) -> float:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        return norm.item()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        if self.val_loader_factory is None:
+            return {}
+        self.model.eval()
+        loss_sum = tokens = 0.0
+        for i, raw in zip(range(self.cfg.eval_batches), self.val_loader_factory()):
+            batch = self.objective.make_batch(*raw[:2], generator=micro_generator(self.cfg.seed, -1, i, self.ctx.dp_rank))
+            with self.precision.autocast():
+                loss, count = self.objective.loss(self.model, self._to_device(batch))
+            loss_sum, tokens = loss_sum + loss.item(), tokens + count
+        val = self.ctx.sum(loss_sum) / max(self.ctx.sum(tokens), 1)
+        return {"val_loss": val, "val_perplexity": math.exp(min(val, 50))}
+
+    def fit(self, checkpointer=None) -> TrainState:
+        """Train from self.state.step to the end; `checkpointer(trainer, step)` saves when asked."""
+        cfg, started = self.cfg, time.perf_counter()
+        log = MetricsLog(self.out, self.ctx.is_main, self.state.total_steps, self.state.step, cfg.progress, cfg.tensorboard)
+        consecutive_skips, window_start, window_tokens = 0, time.perf_counter(), 0
+        try:
+            while self.state.step < self.state.total_steps:
+                record = self.train_step()
+                self.state.step += 1
+                elapsed = time.perf_counter() - window_start
+                window_tokens += record["tokens"]
+                record["tokens_per_s"] = window_tokens / max(elapsed, 1e-9)
+                record["mfu"] = self.flops_per_step * self.state.step / max(time.perf_counter() - started, 1e-9) / self.peak \
+                    if self.state.step else None
+                consecutive_skips = consecutive_skips + 1 if record.get("skipped") else 0
+                self.state.skipped_steps += bool(record.get("skipped"))
+                self.state.tokens_seen += record["tokens"]
+                if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+                    raise FloatingPointError(f"{consecutive_skips} consecutive steps had non-finite losses or "
+                                             "gradients; lower the learning rate or use bf16/fp32")
+                if record.get("skipped") and self.ctx.is_main:
+                    print(f"step {self.state.step}: skipped ({record['reason']})", flush=True)
+                self.state.losses.append(record["loss"])
+                if cfg.eval_every and self.state.step % cfg.eval_every == 0:
+                    record |= self.evaluate()
+                self._fit_budget(started, log)
+                log.log(record)
+                if checkpointer and cfg.save_every and self.state.step % cfg.save_every == 0:
+                    checkpointer(self, self.state.step)
+                if cfg.max_minutes is not None and time.perf_counter() - started >= cfg.max_minutes * 60:
+                    break
+        finally:
+            log.close()
+        return self.state
+
+    def _fit_budget(self, started: float, log: MetricsLog) -> None:
+        """With a time budget, fix the schedule's length once the first steps are timed, so the
+        learning rate still anneals by the end of the budget."""
+        cfg, done = self.cfg, self.state.step
+        if cfg.max_minutes is None or done != min(10, max(1, cfg.schedule.warmup_steps)) or \
+                self.state.total_steps != cfg.max_steps:
+            return
+        per_step = (time.perf_counter() - started) / done
+        self.state.total_steps = max(done, min(cfg.max_steps, int(cfg.max_minutes * 60 / per_step)))
+        log.set_total(self.state.total_steps)
+
+    def state_dict(self) -> dict:
+        return {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
+                "precision": self.precision.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = TrainState(**state["trainer"])
+        self.loader.load_state_dict(state["loader"])
+        self.precision.load_state_dict(state["precision"])

@@ -1,0 +1,76 @@
+"""Typed configuration of a training run. The CLI flags (`--optim.lr 3e-4`, `--parallel.dp_shard 2`)
+and YAML files (`--config train.yaml`, the same keys nested) are both generated from these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Objective = Literal["clm", "prefix_lm", "span_corruption", "blank_infilling", "mlm"]
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+
+
+@dataclass
+class ScheduleConfig:
+    kind: Literal["cosine", "wsd", "linear", "constant"] = "cosine"
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # the floor the decay ends at, as a fraction of lr
+    decay_fraction: float = 0.2  # wsd: the last fraction of steps that decays
+
+
+@dataclass
+class DataConfig:
+    seq_len: int = 512
+    batch_size: int = 8  # sequences per rank per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    mode: Literal["random", "sequential"] = "random"
+
+
+@dataclass
+class ParallelConfig:
+    """Degrees multiply to the world size; dp_shard=-1 takes what the others leave."""
+
+    dp_replicate: int = 1  # DDP-style replicas (HSDP when combined with dp_shard > 1)
+    dp_shard: int = -1  # FSDP2 shards (ZeRO-3; see reshard_after_forward)
+    tp: int = 1  # tensor parallel (DTensor)
+    pp: int = 1  # pipeline stages
+    pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"
+    pp_microbatches: int = 4
+    reshard_after_forward: bool = True  # False keeps parameters gathered until backward (ZeRO-2 style)
+    cpu_offload: bool = False  # FSDP2 parameter/optimizer offload (needs an accelerator)
+
+
+@dataclass
+class PretrainConfig:
+    data: str = ""  # directory written by `llmkit data prepare`
+    out: str = "runs/pretrain"
+    model: str = "mini-llama"  # named config (see `llmkit models`) or a config.json / checkpoint directory
+    objective: Objective = "clm"
+    max_steps: int = 1000
+    max_minutes: float | None = None
+    save_every: int = 0  # 0: only the final checkpoint
+    keep_last: int = 3
+    eval_every: int = 0
+    eval_batches: int = 20
+    seed: int = 0
+    resume: str = "none"  # none | auto (newest checkpoint in OUT) | a checkpoint directory
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    activation_checkpointing: Literal["none", "full", "selective"] = "none"
+    ac_every: int = 2  # selective: checkpoint every n-th block
+    compile: bool = False
+    device: str = "auto"
+    peak_flops: float | None = None  # per device, for MFU; None measures a matmul at start-up
+    tensorboard: bool = False
+    progress: bool = True
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    batch: DataConfig = field(default_factory=DataConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)

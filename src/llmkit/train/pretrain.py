@@ -1,0 +1,104 @@
+"""`llmkit pretrain`: a model, token shards from `llmkit data prepare`, and the one training loop,
+on one process or many (torchrun). Outputs:
+
+    OUT/metrics.jsonl  OUT/loss_curve.png  OUT/checkpoints/step-000020/  OUT/final/ (HF layout + tokenizer)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from llmkit.data.loader import TokenDataset, TokenLoader
+from llmkit.dist.context import DistContext, init_distributed
+from llmkit.dist.parallelize import parallelize
+from llmkit.errors import LlmkitError
+from llmkit.model import ModelConfig, build_model, count_parameters, named_config
+from llmkit.tokenizer import Tokenizer
+from llmkit.train.checkpointing import export_model, load_training_checkpoint, save_training_checkpoint
+from llmkit.train.config import PretrainConfig
+from llmkit.train.metrics import plot_loss_curve
+from llmkit.train.objectives import build_objective
+from llmkit.train.state import resolve_resume
+from llmkit.train.trainer import Trainer
+
+
+def resolve_model_config(spec: str, tokenizer: Tokenizer, announce) -> ModelConfig:
+    """A named config, a config.json, or a checkpoint directory's config; vocabulary and special
+    token ids follow the data's tokenizer."""
+    path = Path(spec)
+    if path.is_dir() or path.suffix == ".json":
+        from llmkit.checkpoint.hf_config import from_hf_config
+
+        config_file = path / "config.json" if path.is_dir() else path
+        if not config_file.is_file():
+            raise LlmkitError(f"--model {spec}: no config.json there")
+        cfg = from_hf_config(json.loads(config_file.read_text()), name=path.stem)
+    else:
+        cfg = named_config(spec)
+    if cfg.vocab_size != tokenizer.vocab_size:
+        announce(f"model {cfg.name}: vocabulary {cfg.vocab_size:,} -> {tokenizer.vocab_size:,} to match the data's tokenizer")
+    specials = tokenizer.special_ids()
+    return cfg.replace(vocab_size=tokenizer.vocab_size, eos_token_id=specials["eos"], bos_token_id=specials["bos"],
+                       pad_token_id=specials["pad"])
+
+
+def build_training_model(cfg: PretrainConfig, model_cfg: ModelConfig, ctx: DistContext):
+    """Same seed on every rank gives identical initial weights; parallelism then shards them."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg, device=ctx.device)
+    return parallelize(model, cfg, ctx)
+
+
+def make_loaders(cfg: PretrainConfig, ctx: DistContext, with_val: bool):
+    data = TokenDataset(cfg.data, "train")
+    train = TokenLoader(data, cfg.batch.seq_len, cfg.batch.batch_size, cfg.seed, cfg.batch.mode,
+                        rank=ctx.dp_rank, world_size=ctx.dp_size)
+    if not with_val:
+        return train, None
+    val_data = TokenDataset(cfg.data, "val")
+    seq_len = min(cfg.batch.seq_len, len(val_data) - 2)
+    factory = lambda: TokenLoader(val_data, seq_len, cfg.batch.batch_size, cfg.seed, "sequential",
+                                  rank=ctx.dp_rank, world_size=ctx.dp_size)
+    return train, factory
+
+
+def _has_val(data_dir: str) -> bool:
+    from llmkit.data.shards import read_index
+
+    return bool(read_index(data_dir)["val"])
+
+
+def run_pretrain(cfg: PretrainConfig) -> dict:
+    if not cfg.data:
+        raise LlmkitError("--data DIR is required (the output of `llmkit data prepare`)")
+    ctx = init_distributed(cfg.parallel, cfg.device)
+    announce = (lambda msg: print(f"[pretrain] {msg}", flush=True)) if ctx.is_main else (lambda msg: None)
+    out = Path(cfg.out)
+    tokenizer = Tokenizer.from_dir(Path(cfg.data) / "tokenizer")
+    model_cfg = resolve_model_config(cfg.model, tokenizer, announce)
+    announce(f"{model_cfg.name}: {count_parameters(model_cfg):,} parameters, objective {cfg.objective}, "
+             f"world {ctx.world_size} {ctx.degrees}, device {ctx.device}, precision {cfg.precision}")
+    model = build_training_model(cfg, model_cfg, ctx)
+    objective = build_objective(cfg.objective, tokenizer, model_cfg.vocab_size)
+    train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data))
+    trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory)
+    resume_from = resolve_resume(cfg.resume, out)
+    if resume_from is not None:
+        load_training_checkpoint(trainer, resume_from)
+        announce(f"resumed from {resume_from} at step {trainer.state.step}")
+    started = time.perf_counter()
+    state = trainer.fit(checkpointer=lambda t, step: save_training_checkpoint(t, step, tokenizer))
+    final_eval = trainer.evaluate()  # {} without a validation split
+    export_model(trainer, out / "final", tokenizer)
+    summary = {"steps": state.step, "skipped_steps": state.skipped_steps, "tokens": state.tokens_seen,
+               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started,
+               **final_eval}
+    if ctx.is_main:
+        plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        announce(f"done: {state.step} steps, final loss {summary['final_loss']:.4f}; model -> {out / 'final'}")
+    return summary
