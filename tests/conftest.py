@@ -43,3 +43,17 @@ def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
     path = tmp_path_factory.mktemp("ckpt") / "tiny"
     save_checkpoint(model, path, tokenizer=tiny_tokenizer)
     return path
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory):
+    """Token shards + tokenizer from `llmkit data prepare` on 150 generated documents."""
+    from llmkit.cli import main
+    from tests.data.corpus_files import write_jsonl
+    from tests.data.planted import prose
+
+    root = tmp_path_factory.mktemp("prepared")
+    corpus = write_jsonl(root / "in.jsonl", [{"text": prose(i, words=120)} for i in range(150)])
+    assert main(["data", "prepare", "--input", str(corpus), "--out", str(root / "data"), "--steps",
+                 "normalize,tokenize", "--vocab-size", "400", "--no-progress"]) == 0
+    return root / "data"

@@ -9,19 +9,13 @@ import time
 import pytest
 
 from llmkit.cli import main
-from tests.data.corpus_files import write_jsonl
-from tests.data.planted import prose
 
 BASE = ["--batch.seq_len", "32", "--batch.batch_size", "4", "--schedule.warmup_steps", "2", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prepared")
-    corpus = write_jsonl(root / "in.jsonl", [{"text": prose(i, words=120)} for i in range(150)])
-    assert main(["data", "prepare", "--input", str(corpus), "--out", str(root / "data"), "--steps",
-                 "normalize,tokenize", "--vocab-size", "400", "--no-progress"]) == 0
-    return root / "data"
+@pytest.fixture
+def data_dir(prepared_data):
+    return prepared_data
 
 
 def test_pretrain_writes_metrics_checkpoints_and_a_usable_final_model(data_dir, tmp_path, capsys):

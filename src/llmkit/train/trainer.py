@@ -39,10 +39,14 @@ class TrainState:
 
 
 def build_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
-    """AdamW; matrices decay, vectors (norm weights, biases) do not."""
+    """AdamW; matrices decay, vectors (norm weights, biases) do not. Groups are also split by
+    device mesh, because foreach kernels cannot mix plain tensors with DTensors (TP, FSDP)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = []
+    for decay in (True, False):
+        chosen = [p for p in params if (p.ndim >= 2) == decay]
+        for group in _by_mesh(chosen):
+            groups.append({"params": group, "weight_decay": cfg.optim.weight_decay if decay else 0.0})
     fused = next(iter(params)).device.type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
                              fused=fused, foreach=not fused)
@@ -61,6 +65,24 @@ def gradient_sync(model: nn.Module, enabled: bool):
 def micro_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
     """Corruption randomness as a function of (seed, step, micro-batch, rank): resumes exactly."""
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + micro) * 65_537 + rank)
+
+
+def _by_mesh(grads: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Gradients grouped so that foreach ops never mix plain tensors with DTensors of other meshes."""
+    groups: dict[object, list] = {}
+    for g in grads:
+        groups.setdefault(id(g.device_mesh) if hasattr(g, "device_mesh") else None, []).append(g)
+    return list(groups.values())
+
+
+def global_grad_norm(groups: list[list[torch.Tensor]]) -> float:
+    """L2 norm of all gradients: sharded DTensors (FSDP, TP) reduced once per mesh; plain tensors
+    (replicated parameters, identical on every rank) counted once."""
+    squared = 0.0
+    for group in groups:
+        partial = torch.stack(torch._foreach_norm(group)).double().pow(2).sum()
+        squared += (partial.full_tensor() if hasattr(partial, "full_tensor") else partial).item()
+    return math.sqrt(squared)
 
 
 class Trainer:
@@ -107,11 +129,12 @@ class Trainer:
         return record
 
     def _clip(self) -> float:
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        return norm.item()
+        groups = _by_mesh([p.grad for p in self.model.parameters() if p.grad is not None])
+        norm = global_grad_norm(groups)
+        if self.cfg.optim.grad_clip > 0 and math.isfinite(norm):
+            for group in groups:
+                torch._foreach_mul_(group, min(1.0, self.cfg.optim.grad_clip / (norm + 1e-6)))
+        return norm
 
     @torch.no_grad()
     def evaluate(self) -> dict:
