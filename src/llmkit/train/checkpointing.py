@@ -27,15 +27,22 @@ warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavai
 WRAPPER_PARTS = re.compile(r"(_orig_mod\.|_checkpoint_wrapped_module\.)")  # torch.compile and AC wrappers
 
 
-def full_model_state(model) -> dict[str, torch.Tensor]:
-    """The unsharded state dict in llmkit names (collective: every rank must call it)."""
-    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    return {WRAPPER_PARTS.sub("", k): v for k, v in state.items()}
+def full_model_state(model, every_rank: bool = False) -> dict[str, torch.Tensor]:
+    """The unsharded state dict in llmkit names (collective: every rank must call it). By default
+    only rank 0 receives the tensors (cpu_offload); `every_rank` gives each rank its own."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=not every_rank)
+    state = get_model_state_dict(model, options=options)
+    return {WRAPPER_PARTS.sub("", k): v.cpu() for k, v in state.items()}
 
 
 def export_model(trainer, out: Path, tokenizer) -> None:
     """The plain HF-layout checkpoint with its tokenizer (collective; rank 0 writes)."""
-    state = full_model_state(trainer.model)
+    pipelined = trainer.ctx.degree("pp") > 1
+    state = full_model_state(trainer.model, every_rank=pipelined)
+    if pipelined:  # each stage holds different layers: merge them
+        parts = [None] * trainer.ctx.degree("pp")
+        torch.distributed.all_gather_object(parts, state, group=trainer.ctx.mesh["pp"].get_group())
+        state = {k: v for part in parts for k, v in part.items()}
     if trainer.ctx.is_main:
         cfg = trainer.base_model.cfg
         save_state_dict(state, cfg, out, tokenizer=tokenizer,

@@ -66,6 +66,18 @@ def make_loaders(cfg: PretrainConfig, ctx: DistContext, with_val: bool):
     return train, factory
 
 
+def _pipeline(model, cfg: PretrainConfig, ctx: DistContext):
+    from llmkit.dist.pipeline import PipelineRunner
+
+    if cfg.objective != "clm" or cfg.batch.grad_accum != 1 or ctx.dp_size > 1 or ctx.degree("tp") > 1:
+        raise LlmkitError("pipeline parallelism runs the clm objective with --batch.grad_accum 1 (its "
+                          "micro-batches are --parallel.pp_microbatches) and without data or tensor parallelism")
+    if cfg.batch.batch_size % cfg.parallel.pp_microbatches:
+        raise LlmkitError(f"--batch.batch_size {cfg.batch.batch_size} must divide into "
+                          f"--parallel.pp_microbatches {cfg.parallel.pp_microbatches}")
+    return PipelineRunner(model, ctx, cfg.parallel.pp_schedule, cfg.parallel.pp_microbatches)
+
+
 def _has_val(data_dir: str) -> bool:
     from llmkit.data.shards import read_index
 
@@ -84,8 +96,12 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
              f"world {ctx.world_size} {ctx.degrees}, device {ctx.device}, precision {cfg.precision}")
     model = build_training_model(cfg, model_cfg, ctx)
     objective = build_objective(cfg.objective, tokenizer, model_cfg.vocab_size)
-    train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data))
-    trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory)
+    pipeline = None
+    if ctx.degree("pp") > 1:
+        pipeline = _pipeline(model, cfg, ctx)
+        model = pipeline.module
+    train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data) and pipeline is None)
+    trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory, pipeline=pipeline)
     resume_from = resolve_resume(cfg.resume, out)
     if resume_from is not None:
         load_training_checkpoint(trainer, resume_from)

@@ -75,20 +75,24 @@ def _by_mesh(grads: list[torch.Tensor]) -> list[list[torch.Tensor]]:
     return list(groups.values())
 
 
-def global_grad_norm(groups: list[list[torch.Tensor]]) -> float:
+def global_grad_norm(groups: list[list[torch.Tensor]], stage_group=None) -> float:
     """L2 norm of all gradients: sharded DTensors (FSDP, TP) reduced once per mesh; plain tensors
-    (replicated parameters, identical on every rank) counted once."""
-    squared = 0.0
+    (replicated parameters, identical on every rank) counted once, or summed over pipeline stages,
+    which hold different parameters."""
+    squared = torch.zeros((), dtype=torch.float64)
     for group in groups:
         partial = torch.stack(torch._foreach_norm(group)).double().pow(2).sum()
-        squared += (partial.full_tensor() if hasattr(partial, "full_tensor") else partial).item()
-    return math.sqrt(squared)
+        squared += (partial.full_tensor() if hasattr(partial, "full_tensor") else partial).cpu()
+    if stage_group is not None:
+        torch.distributed.all_reduce(squared, group=stage_group)
+    return math.sqrt(squared.item())
 
 
 class Trainer:
     def __init__(self, model, objective, cfg: PretrainConfig, loader, ctx: DistContext, out: Path,
-                 val_loader_factory=None, optimizer=None):
+                 val_loader_factory=None, optimizer=None, pipeline=None):
         self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
+        self.pipeline = pipeline  # a PipelineRunner when --parallel.pp > 1; the model is then its stage
         self.val_loader_factory = val_loader_factory
         self.optimizer = optimizer or build_optimizer(model, cfg)
         self.precision = Precision(cfg.precision, ctx.device)
@@ -106,14 +110,18 @@ class Trainer:
         micro = [self.objective.make_batch(*next(self.loader)[:2], generator=micro_generator(
             cfg.seed, step, i, self.ctx.dp_rank)) for i in range(cfg.batch.grad_accum)]
         total_tokens = self.ctx.sum(sum(int((m["targets"] != IGNORE_INDEX).sum()) for m in micro))
+        total_tokens /= self.ctx.degree("pp") * self.ctx.degree("tp")  # ranks of one replica share its batch
         loss_sum = 0.0
         self.model.train()
-        for i, batch in enumerate(micro):
+        for i, batch in enumerate(micro if self.pipeline is None else []):
             with gradient_sync(self.model, i == len(micro) - 1), self.precision.autocast():
                 loss, _ = self.objective.loss(self.model, self._to_device(batch))
             self.precision.backward(loss * self.ctx.dp_size / max(total_tokens, 1))
             loss_sum += loss.item()
-        mean_loss = self.ctx.sum(loss_sum) / max(total_tokens, 1)
+        if self.pipeline is not None:
+            loss_sum = self.pipeline.step(micro[0], total_tokens)  # only last-stage ranks hold a loss
+        replicas = 1 if self.pipeline is not None else self.ctx.degree("pp") * self.ctx.degree("tp")
+        mean_loss = self.ctx.sum(loss_sum) / replicas / max(total_tokens, 1)
         lr = cfg.optim.lr * lr_multiplier(step, self.state.total_steps, cfg.schedule)
         record = {"step": step + 1, "loss": mean_loss, "lr": lr, "tokens": int(total_tokens)}
         if not math.isfinite(mean_loss):
@@ -130,7 +138,8 @@ class Trainer:
 
     def _clip(self) -> float:
         groups = _by_mesh([p.grad for p in self.model.parameters() if p.grad is not None])
-        norm = global_grad_norm(groups)
+        stage_group = self.ctx.mesh["pp"].get_group() if self.ctx.degree("pp") > 1 else None
+        norm = global_grad_norm(groups, stage_group)
         if self.cfg.optim.grad_clip > 0 and math.isfinite(norm):
             for group in groups:
                 torch._foreach_mul_(group, min(1.0, self.cfg.optim.grad_clip / (norm + 1e-6)))
