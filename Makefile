@@ -21,7 +21,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/llmkit demo
 
 test: $(VENV)/.dev
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadgroup tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
