@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
     },
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
+    "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
 }
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
