@@ -80,3 +80,13 @@ def test_sigkill_then_resume_reproduces_every_loss_bit_for_bit(data_dir, tmp_pat
     subprocess.run([*args, "--out", str(tmp_path / "killed"), "--resume", "auto"], check=True, capture_output=True)
     losses = lambda run: [json.loads(l)["loss"] for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
     assert len(losses("whole")) == 14 and losses("killed") == losses("whole")
+
+
+def test_compiled_blocks_train_like_eager(data_dir, tmp_path):
+    losses = {}
+    for name, flags in (("eager", []), ("compiled", ["--compile"])):
+        out = tmp_path / name
+        assert main(["pretrain", "--data", str(data_dir), "--out", str(out), "--model", "tiny-llama",
+                     "--max-steps", "3", *BASE, *flags]) == 0
+        losses[name] = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(abs(a - b) for a, b in zip(losses["eager"], losses["compiled"])) < 1e-4

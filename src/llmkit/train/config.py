@@ -41,6 +41,7 @@ class ParallelConfig:
     dp_replicate: int = 1  # DDP-style replicas (HSDP when combined with dp_shard > 1)
     dp_shard: int = -1  # FSDP2 shards (ZeRO-3; see reshard_after_forward)
     tp: int = 1  # tensor parallel (DTensor)
+    sequence_parallel: bool = False  # with tp: norms and residuals sharded along the sequence
     pp: int = 1  # pipeline stages
     pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"
     pp_microbatches: int = 4
