@@ -17,7 +17,6 @@ Time: 6 N D FLOPs for D tokens (Kaplan et al. 2020) at an assumed MFU.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from llmkit.model import ModelConfig, count_parameters
