@@ -90,3 +90,11 @@ def test_compiled_blocks_train_like_eager(data_dir, tmp_path):
                      "--max-steps", "3", *BASE, *flags]) == 0
         losses[name] = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert max(abs(a - b) for a, b in zip(losses["eager"], losses["compiled"])) < 1e-4
+
+
+def test_keep_last_and_tensorboard(data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(data_dir), "--out", str(out), "--model", "tiny-llama", "--max-steps", "6",
+                 "--save-every", "2", "--keep-last", "2", "--tensorboard", *BASE]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000004", "step-000006"]
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tensorboard").iterdir())
