@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from llmkit.data.corpus import default_corpus, read_text_documents
-from llmkit.data.windows import random_windows, sequential_windows
+from llmkit.data.windows import random_windows
 from llmkit.errors import LlmkitError
 
 
@@ -26,5 +26,3 @@ def test_windows_are_shifted_by_one():
     stream = torch.arange(1000)
     inputs, targets = next(random_windows(stream, 16, 4, seed=0))
     assert inputs.shape == (4, 16) and torch.equal(targets, inputs + 1)
-    seq = list(sequential_windows(stream, 100, 3))
-    assert sum(b[0].shape[0] for b in seq) == 9 and torch.equal(seq[0][0][0], torch.arange(100))

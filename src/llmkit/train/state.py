@@ -13,7 +13,6 @@ newest `keep_last` are kept.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import shutil
@@ -71,10 +70,6 @@ def set_rng_state(state: dict) -> None:
 def prune(out: str | Path, keep_last: int) -> None:
     for old in list_checkpoints(out)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def read_trainer_json(path: Path) -> dict:
-    return json.loads((path / "trainer.json").read_text())
 
 
 def load_rng(path: Path, rank: int) -> None:
