@@ -1,0 +1,1 @@
+"""Distribution: the process group and device mesh, and parallelisms applied from outside the model."""
