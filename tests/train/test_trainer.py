@@ -11,7 +11,7 @@ from llmkit.train.config import ScheduleConfig
 from llmkit.train.objectives import CausalLM
 from llmkit.train.schedules import lr_multiplier
 from llmkit.train.trainer import Trainer
-from tests.train.helpers import config, quick_train
+from tests.train.helpers import StreamLoader, config, quick_train
 
 
 def _model(name="tiny-llama", **kw):
@@ -132,3 +132,14 @@ def test_activation_checkpointing_keeps_gradients_and_keys(mode):
     assert list(plain.state_dict()) == list(wrapped.state_dict())
     for (name, a), b in zip(plain.named_parameters(), wrapped.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
+def test_throughput_counts_only_the_steps_of_this_run(tmp_path):
+    """A resumed run must not credit the steps done before the checkpoint to its own time."""
+    fresh, _ = quick_train(_model(), STREAM, 3, tmp_path / "fresh")
+    cfg = config(3)
+    resumed = Trainer(_model(), CausalLM(), cfg, StreamLoader(STREAM, 32, 8), DistContext(), tmp_path / "resumed")
+    resumed.state.step, resumed.state.total_steps = 500, 503
+    resumed.fit()
+    mfu = lambda run: json.loads((tmp_path / run / "metrics.jsonl").read_text().splitlines()[-1])["mfu"]
+    assert mfu("resumed") < 3 * mfu("fresh")  # counting step 503 / 3 steps of time would give ~170x

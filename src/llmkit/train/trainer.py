@@ -165,16 +165,15 @@ class Trainer:
         """Train from self.state.step to the end; `checkpointer(trainer, step)` saves when asked."""
         cfg, started = self.cfg, time.perf_counter()
         log = MetricsLog(self.out, self.ctx.is_main, self.state.total_steps, self.state.step, cfg.progress, cfg.tensorboard)
-        consecutive_skips, window_start, window_tokens = 0, time.perf_counter(), 0
+        consecutive_skips, run_steps, run_tokens = 0, 0, 0  # this run only: a resumed run starts mid-way
         try:
             while self.state.step < self.state.total_steps:
                 record = self.train_step()
                 self.state.step += 1
-                elapsed = time.perf_counter() - window_start
-                window_tokens += record["tokens"]
-                record["tokens_per_s"] = window_tokens / max(elapsed, 1e-9)
-                record["mfu"] = self.flops_per_step * self.state.step / max(time.perf_counter() - started, 1e-9) / self.peak \
-                    if self.state.step else None
+                run_steps, run_tokens = run_steps + 1, run_tokens + record["tokens"]
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                record["tokens_per_s"] = run_tokens / elapsed
+                record["mfu"] = self.flops_per_step * run_steps / elapsed / self.peak
                 consecutive_skips = consecutive_skips + 1 if record.get("skipped") else 0
                 self.state.skipped_steps += bool(record.get("skipped"))
                 self.state.tokens_seen += record["tokens"]
