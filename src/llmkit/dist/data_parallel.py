@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from llmkit.dist.context import DistContext
+from llmkit.dist.parallelize import model_stacks
 from llmkit.errors import LlmkitError
 from llmkit.train.config import ParallelConfig
 
@@ -30,9 +31,8 @@ class DDP(DistributedDataParallel):
 
 
 def _blocks(model: nn.Module):
-    for stack in (model, getattr(model, "encoder", None), getattr(model, "decoder", None)):
-        if stack is not None and hasattr(stack, "layers"):
-            yield from stack.layers
+    for stack in model_stacks(model):
+        yield from stack.layers
 
 
 def fsdp_options(cfg: ParallelConfig, mesh) -> dict:

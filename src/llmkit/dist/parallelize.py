@@ -17,7 +17,7 @@ def apply_activation_checkpointing(model: nn.Module, mode: str, every: int = 2) 
         return
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-    for stack in _stacks(model):
+    for stack in model_stacks(model):
         for i, block in enumerate(stack.layers):
             if mode == "full" or i % every == 0:
                 stack.layers[i] = checkpoint_wrapper(block)  # state-dict keys are unchanged (hooks strip the prefix)
@@ -25,12 +25,13 @@ def apply_activation_checkpointing(model: nn.Module, mode: str, every: int = 2) 
 
 def apply_compile(model: nn.Module) -> None:
     """Compile each block separately: repeated blocks reuse one compiled graph."""
-    for stack in _stacks(model):
+    for stack in model_stacks(model):
         for i, block in enumerate(stack.layers):
             stack.layers[i] = torch.compile(block)
 
 
-def _stacks(model: nn.Module) -> list[nn.Module]:
+def model_stacks(model: nn.Module) -> list[nn.Module]:
+    """The modules holding blocks: the model itself, or an encoder-decoder's two halves."""
     return [m for m in (model, getattr(model, "encoder", None), getattr(model, "decoder", None))
             if m is not None and hasattr(m, "layers")]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from llmkit.dist.parallelize import model_stacks
 from llmkit.errors import LlmkitError
 
 BLOCK_PLAN = {
@@ -41,9 +42,7 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh, sequence_parallel: bool = F
         raise LlmkitError(f"--parallel.tp {size} must divide n_head={cfg.n_head}, n_kv_head={cfg.n_kv_head} "
                           f"and d_ff={cfg.d_ff}")
     styles = _styles()
-    for stack in (model, getattr(model, "encoder", None), getattr(model, "decoder", None)):
-        if stack is None or not hasattr(stack, "layers"):
-            continue
+    for stack in model_stacks(model):
         for block in stack.layers:
             plan = {name: styles[style]() for name, style in BLOCK_PLAN.items() if _has(block, name)}
             if sequence_parallel:
