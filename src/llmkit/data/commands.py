@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Literal
 
 
@@ -38,8 +39,8 @@ def prepare(input: list[str], out: str, config: str | None = None, steps: str | 
 
     flags = dict(workers=workers, tokenizer=tokenizer, vocab_size=vocab_size, decontaminate=decontaminate,
                  text_field=text_field, executor=executor, unit_mb=unit_mb, rejected=rejected, steps=steps)
-    defaults = dict(workers=1, tokenizer=None, vocab_size=8192, decontaminate=None, text_field="text",
-                    executor="local", unit_mb=32.0, rejected=True, steps=None)
+    signature = inspect.signature(prepare)
+    defaults = {name: signature.parameters[name].default for name in flags}  # a flag left at its default yields to the file
     from_file = load_yaml(config) if config else {}
     step_list = from_file.pop("steps", None) if isinstance(from_file.get("steps"), list) else None
     s = merge_settings(defaults, from_file, flags)

@@ -123,7 +123,7 @@ def plan(cfg: ModelConfig, seq_len: int, micro_batch: int, precision: str, hw: H
     inference = {"kv_bytes_per_token": kv, "max_tokens_in_cache": max(0, int(free // kv)),
                  "max_batch_at_seq_len": max(0, int(free // (kv * seq_len)))}
     fitting = [r for r in rows if r["fits"] and not r["strategy"].startswith(("LoRA", "QLoRA"))]
-    cheapest = min(fitting, key=lambda r: (r["memory"]["total"] > 0, _comm_rank(r["strategy"])), default=None)
+    cheapest = min(fitting, key=lambda r: _comm_rank(r["strategy"]), default=None)
     return {"rows": rows, "hours": hours, "cost": cost, "inference": inference,
             "recommended": cheapest["strategy"] if cheapest else None}
 
