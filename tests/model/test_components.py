@@ -9,7 +9,7 @@ from llmkit.model import ModelConfig, build_model, named_config
 from llmkit.model.mlp import MoE
 from llmkit.model.norms import RMSNorm
 from llmkit.model.positions import (SinusoidalPositions, alibi_slopes, apply_rotary, rope_inverse_frequencies,
-                                    t5_relative_bucket)
+                                    rotation_tables, t5_relative_bucket)
 
 
 def test_rmsnorm_matches_float64_formula():
@@ -23,9 +23,7 @@ def test_rmsnorm_matches_float64_formula():
 
 def _rotation(cfg, positions):
     inv = rope_inverse_frequencies(cfg).double()
-    angles = torch.tensor(positions).double()[None, :, None] * inv  # (1, T, n_rot/2)
-    angles = torch.cat([angles, angles], -1)[:, None]
-    return angles.cos(), angles.sin()
+    return rotation_tables(torch.tensor(positions).double()[None, :, None] * inv)  # from (1, T, n_rot/2)
 
 
 @pytest.mark.parametrize("rotary_pct", [1.0, 0.5])

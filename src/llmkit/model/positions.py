@@ -84,19 +84,26 @@ class RotaryPositions(PositionScheme):
 
     def rotation(self, pos):
         inv_freq = rope_inverse_frequencies(self.cfg, pos.device)
-        freqs = pos[..., None].float() * inv_freq  # (B, T, n_rot/2)
-        angles = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, T, n_rot)
-        return angles.cos(), angles.sin()
+        return rotation_tables(pos[..., None].float() * inv_freq)  # from (B, T, n_rot/2) angles
+
+
+def rotation_tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sign-folded sin tables (B, 1, T, n_rot) for `apply_rotary`, from (B, T, n_rot/2) angles.
+    The sin table is [-sin, sin] so that the rotation needs one roll instead of split, negate, concat."""
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1)[:, None], torch.cat([-sin, sin], dim=-1)[:, None]
 
 
 def apply_rotary(x: torch.Tensor, rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rotate the first n_rot dims of x (B, H, T, D) in the half-split layout HF checkpoints use."""
-    cos, sin = (t.to(x.dtype) for t in rotation)
+    """Rotate the first n_rot dims of x (B, H, T, D) in the half-split layout HF checkpoints use:
+    [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin], where roll(x, n_rot/2) = [x2, x1]."""
+    cos, signed_sin = (t.to(x.dtype) for t in rotation)
     n_rot = cos.shape[-1]
+    if n_rot == x.shape[-1]:  # the usual full rotation: no slicing, whose backward zero-fills
+        return x * cos + x.roll(n_rot // 2, dims=-1) * signed_sin
     x_rot, x_pass = x[..., :n_rot], x[..., n_rot:]
-    first, second = x_rot.chunk(2, dim=-1)
-    rotated = x_rot * cos + torch.cat([-second, first], dim=-1) * sin
-    return torch.cat([rotated, x_pass], dim=-1) if x_pass.shape[-1] else rotated
+    rotated = x_rot * cos + x_rot.roll(n_rot // 2, dims=-1) * signed_sin
+    return torch.cat([rotated, x_pass], dim=-1)
 
 
 def alibi_slopes(n_head: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
+from llmkit.train.cross_entropy import summed_cross_entropy
 from llmkit.train.task import IGNORE_INDEX
 
 
@@ -41,9 +42,7 @@ class SpecialIds:
 
 def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over targets != IGNORE_INDEX, and how many there are."""
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
-                           reduction="sum")
-    return loss, int((targets != IGNORE_INDEX).sum())
+    return summed_cross_entropy(logits, targets), int((targets != IGNORE_INDEX).sum())
 
 
 class CausalLM:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from llmkit.dist.context import DistContext
+from llmkit.host_memory import keep_freed_memory
 from llmkit.train.config import PretrainConfig
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
@@ -103,6 +104,8 @@ class Trainer:
         tokens_per_step = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
         self.flops_per_step = flops_per_token(self.base_model, cfg.batch.seq_len) * tokens_per_step
         self.peak = (cfg.peak_flops or measured_peak(ctx.device.type)) * ctx.world_size
+        if ctx.device.type == "cpu":
+            keep_freed_memory()  # step-sized buffers stay mapped instead of page-faulting every step
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
