@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.host_memory import keep_freed_memory
 from llmkit.model import build_model, named_config
-from llmkit.train.objectives import CausalLM
 from llmkit.train.flops import flops_per_token, measured_peak
+from llmkit.train.objectives import CausalLM
 
 CONFIG = dict(vocab_size=8192, d_model=512, n_layer=8, n_head=8, n_kv_head=8, d_ff=1408, max_seq_len=1024)
 

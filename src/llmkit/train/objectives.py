@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
 from llmkit.train.cross_entropy import summed_cross_entropy
