@@ -1,0 +1,206 @@
+"""The serving engine: continuous batching over a paged KV cache.
+
+    engine = Engine(model, tokenizer)
+    rid = engine.add_request("Once upon a time", SamplingParams(max_tokens=32))
+    while engine.has_work():
+        for out in engine.step(): ...          # new tokens of every request that advanced
+    engine.generate(["a", "b"], SamplingParams(max_tokens=8))   # blocking, in prompt order
+
+Each `step()` asks the scheduler which requests run with how many tokens, performs the swaps it
+decided, runs the model once per group, samples, checks stop conditions, and reports. `n > 1`
+adds n sibling requests; after the first, their prompts are prefix-cache hits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from llmkit.errors import LlmkitError
+from llmkit.infer.model_runner import ModelRunner
+from llmkit.infer.paged_cache import PagedKVCache
+from llmkit.infer.sampler import RowState, sample
+from llmkit.infer.sampling_params import SamplingParams
+from llmkit.infer.scheduler import Request, Scheduler, SchedulerConfig
+
+
+@dataclass
+class EngineConfig:
+    block_size: int = 16
+    kv_cache_mib: float = 512.0  # KV pool size; ignored when num_blocks is set
+    num_blocks: int | None = None
+    max_num_seqs: int = 64
+    max_tokens_per_step: int = 512
+    chunked_prefill: bool = True
+    prefix_caching: bool = True
+    preemption: str = "recompute"  # or "swap"
+    max_model_len: int | None = None  # default: the model's max_seq_len
+
+
+@dataclass
+class Completion:
+    """One sequence's progress: the whole output so far and what this step added."""
+
+    request_id: str
+    index: int  # which of the prompt's n completions
+    token_ids: list[int]
+    new_token_ids: list[int]
+    text: str = ""
+    finished: bool = False
+    finish_reason: str | None = None  # "stop" | "length" | "abort"
+    logprobs: list[dict] = field(default_factory=list)
+    prompt_tokens: int = 0
+
+
+@dataclass
+class _Tracked:
+    request: Request
+    params: SamplingParams
+    generator: torch.Generator | None
+    parent: str
+    index: int
+    text: str = ""
+    logprobs: list[dict] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, model, tokenizer=None, config: EngineConfig | None = None, stop_ids=frozenset()):
+        if model.cfg.arch == "encoder_decoder":
+            raise LlmkitError("the paged engine serves decoder-only models; use llmkit.infer.generate_ids "
+                              "for encoder-decoder models")
+        self.cfg = config or EngineConfig()
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.stop_ids = set(stop_ids)
+        self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
+        dtype = next(model.parameters()).dtype
+        num_blocks = self.cfg.num_blocks or max(1, int(self.cfg.kv_cache_mib * 2**20 / (
+            PagedKVCache.bytes_per_token(model.cfg, dtype) * self.cfg.block_size)))
+        self.scheduler = Scheduler(SchedulerConfig(
+            num_blocks, self.cfg.block_size, self.cfg.max_num_seqs, self.cfg.max_tokens_per_step,
+            self.cfg.chunked_prefill, self.cfg.prefix_caching, self.cfg.preemption))
+        self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size)
+        self.runner = ModelRunner(model, self.cache)
+        self.tracked: dict[str, _Tracked] = {}
+        self.swapped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._ids = itertools.count()
+        self.stats = {"steps": 0, "preemptions": 0, "swapped_out": 0, "generated_tokens": 0}
+
+    # -- requests ---------------------------------------------------------------------------
+    def add_request(self, prompt: str | list[int], params: SamplingParams | None = None,
+                    request_id: str | None = None) -> str:
+        """Queue a prompt (text, or token ids); returns its id. With params.n > 1 the completions
+        are sub-requests `id`, `id#1`, ... reported under the same parent id."""
+        params = params or SamplingParams()
+        ids = self._encode(prompt)
+        parent = request_id or f"req-{next(self._ids)}"
+        if len(ids) >= self.max_model_len:
+            raise LlmkitError(f"prompt has {len(ids)} tokens; the context holds {self.max_model_len} "
+                              f"(shorten the prompt or raise max_model_len)")
+        max_tokens = min(params.max_tokens, self.max_model_len - len(ids))
+        for index in range(params.n):
+            rid = parent if index == 0 else f"{parent}#{index}"
+            seed = None if params.seed is None else params.seed + index
+            generator = None if seed is None else torch.Generator().manual_seed(seed)
+            request = Request(rid, list(ids), max_tokens)
+            self.scheduler.add(request)
+            self.tracked[rid] = _Tracked(request, params, generator, parent, index)
+        return parent
+
+    def abort(self, request_id: str) -> None:
+        """Stop a request (and its n siblings) and free its KV blocks."""
+        for rid in [r for r, t in self.tracked.items() if t.parent == request_id]:
+            self.scheduler.abort(rid)
+            self.swapped.pop(rid, None)
+            del self.tracked[rid]
+
+    def has_work(self) -> bool:
+        return self.scheduler.has_work()
+
+    # -- one step -----------------------------------------------------------------------------
+    def step(self) -> list[Completion]:
+        plan = self.scheduler.schedule()
+        self.stats["steps"] += 1
+        self.stats["preemptions"] += len(plan.preempted)
+        self.stats["swapped_out"] += len(plan.swap_out)
+        for rid, blocks in plan.swap_out.items():
+            self.swapped[rid] = self.cache.copy_out(blocks)
+        for rid, blocks in plan.swap_in.items():
+            self.cache.copy_in(blocks, self.swapped.pop(rid))
+        work = [(self.scheduler.requests[rid], n, self.scheduler.kv.table(rid)) for rid, n in plan.num_tokens.items()]
+        logits = self.runner.execute(work) if work else {}
+        rids = list(logits)
+        rows = [RowState(self.tracked[r].params, self.tracked[r].generator, self.tracked[r].request.prompt_ids,
+                         self.tracked[r].request.output_ids) for r in rids]
+        sampled = sample(torch.stack([logits[r] for r in rids]), rows) if rids else []
+        new_tokens, finished, outputs = {}, {}, []
+        for rid, choice in zip(rids, sampled, strict=True):
+            reason = self._finish_reason(self.tracked[rid], choice.token)
+            if reason != "stop" or choice.token not in self._stop_tokens(self.tracked[rid].params):
+                new_tokens[rid] = choice.token
+            if choice.logprob is not None and rid in new_tokens:
+                self.tracked[rid].logprobs.append({"token": choice.token, "logprob": choice.logprob,
+                                                   "top": choice.top_logprobs})
+            if reason:
+                finished[rid] = reason
+        self.stats["generated_tokens"] += len(new_tokens)
+        self.scheduler.update(plan.num_tokens, new_tokens, set(finished))
+        for rid in rids:
+            outputs.append(self._report(rid, new_tokens.get(rid), finished.get(rid)))
+        return outputs
+
+    def _stop_tokens(self, params: SamplingParams) -> set[int]:
+        return set(params.stop_token_ids) | (set() if params.ignore_eos else self.stop_ids)
+
+    def _finish_reason(self, t: _Tracked, token: int) -> str | None:
+        if token in self._stop_tokens(t.params):
+            return "stop"
+        if len(t.request.output_ids) + 1 >= t.request.max_tokens:
+            return "length"
+        if t.params.stop and self.tokenizer is not None:
+            text = self.tokenizer.decode(t.request.output_ids + [token])
+            if any(s in text[-(len(s) + 16):] for s in t.params.stop):
+                return "stop"
+        return None
+
+    def _report(self, rid: str, token: int | None, reason: str | None) -> Completion:
+        t = self.tracked[rid]
+        if reason is not None:
+            del self.tracked[rid]
+        text, delta_ids = t.text, [] if token is None else [token]
+        if self.tokenizer is not None:
+            text = _cut_at_stop(self.tokenizer.decode(t.request.output_ids), t.params.stop)
+        t.text = text
+        return Completion(t.parent, t.index, list(t.request.output_ids), delta_ids, text, reason is not None,
+                          reason, list(t.logprobs), len(t.request.prompt_ids))
+
+    # -- blocking API ---------------------------------------------------------------------------
+    def generate(self, prompts: list[str | list[int]], params: SamplingParams | None = None) -> list[list[Completion]]:
+        """All completions of every prompt (n per prompt), in prompt order."""
+        parents = [self.add_request(p, params) for p in prompts]
+        final: dict[tuple[str, int], Completion] = {}
+        while self.has_work():
+            for out in self.step():
+                if out.finished:
+                    final[(out.request_id, out.index)] = out
+        n = (params or SamplingParams()).n
+        return [[final[(pid, i)] for i in range(n)] for pid in parents]
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.scheduler.kv.stats.hit_rate
+
+    def _encode(self, prompt: str | list[int]) -> list[int]:
+        if isinstance(prompt, str):
+            if self.tokenizer is None:
+                raise LlmkitError("a text prompt needs a tokenizer; pass token ids or Engine(model, tokenizer)")
+            prompt = self.tokenizer.encode(prompt)
+        if not prompt:
+            raise LlmkitError("the prompt is empty: give at least one token")
+        return list(prompt)
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> str:
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text if cut < 0 else text[:cut]

@@ -1,0 +1,52 @@
+"""Per-request sampling settings (the OpenAI/vLLM set), validated with messages that name the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmkit.errors import LlmkitError
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.0  # 0: greedy
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None  # drop tokens below min_p x the top token's probability
+    repetition_penalty: float = 1.0  # CTRL (arXiv 1909.05858): divide seen tokens' positive logits
+    presence_penalty: float = 0.0  # OpenAI: subtract once from every token already generated
+    frequency_penalty: float = 0.0  # OpenAI: subtract per occurrence in the output so far
+    max_tokens: int = 16
+    stop: list[str] = field(default_factory=list)  # stop strings (not included in the text)
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    seed: int | None = None  # per-request generator: the same seed gives the same tokens
+    n: int = 1  # completions per prompt (they share the prompt's KV blocks)
+    logprobs: int | None = None  # also return the chosen token's and the top-k log-probabilities
+
+    def __post_init__(self):
+        checks = [
+            ("temperature", self.temperature >= 0, "must be >= 0"),
+            ("top_k", self.top_k is None or self.top_k >= 1, "must be >= 1"),
+            ("top_p", self.top_p is None or 0 < self.top_p <= 1, "must be in (0, 1]"),
+            ("min_p", self.min_p is None or 0 <= self.min_p <= 1, "must be in [0, 1]"),
+            ("repetition_penalty", self.repetition_penalty > 0, "must be > 0"),
+            ("presence_penalty", -2 <= self.presence_penalty <= 2, "must be in [-2, 2]"),
+            ("frequency_penalty", -2 <= self.frequency_penalty <= 2, "must be in [-2, 2]"),
+            ("max_tokens", self.max_tokens >= 1, "must be >= 1"),
+            ("n", self.n >= 1, "must be >= 1"),
+            ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "must be in [0, 20]"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise LlmkitError(f"{name} {rule}, got {getattr(self, name)!r}")
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def penalised(self) -> bool:
+        return self.repetition_penalty != 1 or self.presence_penalty != 0 or self.frequency_penalty != 0
