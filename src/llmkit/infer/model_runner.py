@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from llmkit.infer.paged_cache import PagedKVCache, PagedStep
+from llmkit.infer.paged_cache import PagedDecodeStep, PagedKVCache, PagedStep
 from llmkit.infer.scheduler import Request
 
 
@@ -19,6 +19,8 @@ class ModelRunner:
         self.model, self.cache = model, cache
         self.device = next(model.parameters()).device
         self.prefix_decoder = model.cfg.arch == "prefix_decoder"
+        # Position biases (ALiBi, T5 buckets) live in the model's mask, which the decode kernel skips.
+        self.decode_kernel = model.cfg.position not in ("alibi", "t5_relative")
 
     @torch.inference_mode()
     def execute(self, work: list[tuple[Request, int, list[int]]]) -> dict[str, torch.Tensor]:
@@ -31,7 +33,26 @@ class ModelRunner:
             logits.update(self._run(group))
         return logits
 
+    def _decode_step(self, group) -> tuple[torch.Tensor, torch.Tensor, PagedDecodeStep]:
+        """Inputs for a batch of one-token decodes attended by the paged kernel."""
+        width = max(len(table) for _, _, table in group)
+        tables = torch.zeros(len(group), width, dtype=torch.long)
+        for row, (_, _, table) in enumerate(group):
+            tables[row, : len(table)] = torch.tensor(table)
+        computed = torch.tensor([r.num_computed_tokens for r, _, _ in group])  # (B,) the new token's position
+        tokens = torch.tensor([[r.token_ids[r.num_computed_tokens]] for r, _, _ in group])  # (B, 1)
+        rows = torch.arange(len(group))
+        write = tables[rows, computed // self.cache.block_size] * self.cache.block_size + computed % self.cache.block_size
+        to = lambda t: t.to(self.device, non_blocking=True)
+        step = PagedDecodeStep(self.cache, to(write), to(tables), to(computed + 1), self.model.cfg.sliding_window)
+        return to(tokens), to(computed[:, None]), step
+
     def _run(self, group: list[tuple[Request, int, list[int]]]) -> dict[str, torch.Tensor]:
+        if self.decode_kernel and all(n == 1 for _, n, _ in group) and not self.prefix_decoder:
+            tokens, pos, step = self._decode_step(group)
+            hidden = self.model.hidden_states(tokens, pos=pos, cache=step)  # (B, 1, C)
+            logits = self.model.lm_head(hidden[:, 0])  # (B, V)
+            return {r.id: logits[i] for i, (r, _, _) in enumerate(group) if r.num_computed_tokens + 1 == r.num_tokens}
         batch, width = len(group), max(n for _, n, _ in group)
         context = max(r.num_computed_tokens + n for r, n, _ in group)
         tokens = torch.zeros(batch, width, dtype=torch.long)

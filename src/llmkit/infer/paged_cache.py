@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from llmkit.infer.paged_attention import paged_decode_attention
+
 
 class PagedKVCache:
     def __init__(self, n_layer: int, num_blocks: int, block_size: int, n_kv_head: int, head_dim: int,
@@ -75,3 +77,25 @@ class PagedStep:
         k_all.index_copy_(0, self.write, new_k)
         v_all.index_copy_(0, self.write, new_v)
         return k_all[self.gather].transpose(1, 2), v_all[self.gather].transpose(1, 2)
+
+
+class PagedDecodeStep:
+    """The cache seen by a batch of one-token decodes: stores each new k/v in its slot, then
+    attends straight from the blocks (no gather). block_tables (B, max_blocks), context_lens (B,)
+    count the new token."""
+
+    def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, block_tables: torch.Tensor,
+                 context_lens: torch.Tensor, window: int | None):
+        self.cache, self.write, self.tables, self.lens, self.window = cache, write_slots, block_tables, context_lens, window
+
+    def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
+        return pos  # the model's mask is not used: `attend` applies causality and the window itself
+
+    def attend(self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """q (B, H, 1, D), k/v (B, Hkv, 1, D) -> (B, H, 1, D)."""
+        k_all, v_all = self.cache.k[layer_idx], self.cache.v[layer_idx]  # (S, Hkv, D)
+        k_all.index_copy_(0, self.write, k[:, :, 0])
+        v_all.index_copy_(0, self.write, v[:, :, 0])
+        y = paged_decode_attention(q[:, :, 0], k_all, v_all, self.tables, self.lens, self.cache.block_size, scale,
+                                   self.window)  # (B, H, D)
+        return y[:, :, None]

@@ -22,7 +22,8 @@ class AttentionContext:
     mask: torch.Tensor | None = None  # (B, 1|H, Tq, Tk) bool or additive float; None with is_causal
     is_causal: bool = False
     rotation: tuple[torch.Tensor, torch.Tensor] | None = None
-    cache: Any = None  # anything with update(layer_idx, pos, k, v) -> (k, v); see llmkit.infer.kv_cache
+    cache: Any = None  # anything with update(layer_idx, pos, k, v) -> (k, v), or attend(layer_idx, q, k, v,
+    # scale) -> y when it computes attention itself; see llmkit.infer.kv_cache and .paged_cache
 
 
 class Attention(nn.Module):
@@ -47,6 +48,9 @@ class Attention(nn.Module):
         v = self._heads(self.v_proj(source), self.n_kv_head)
         if ctx.rotation is not None:
             q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
+        if ctx.cache is not None and hasattr(ctx.cache, "attend"):  # a cache with its own kernel (paged decode)
+            y = ctx.cache.attend(layer_idx, q, k, v, self.scale or self.head_dim**-0.5)  # (B, H, T, D)
+            return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         if ctx.cache is not None:
             k, v = ctx.cache.update(layer_idx, ctx.pos, k, v)  # (B, Hkv, Tk, D)
         y = F.scaled_dot_product_attention(

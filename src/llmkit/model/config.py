@@ -100,6 +100,10 @@ class ModelConfig:
         return int(self.head_dim * self.rotary_pct)
 
     def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with `changes`; a head_dim that was derived from d_model / n_head is derived again."""
+        reshaped = "d_model" in changes or "n_head" in changes
+        if reshaped and "head_dim" not in changes and self.head_dim == self.d_model // self.n_head:
+            changes["head_dim"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
