@@ -43,7 +43,7 @@ def decode_kernel():
 
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
         return load(f"llmkit_paged_attention_{_cpu_tag()}", [str(SOURCE)],
-                    extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], verbose=False)
+                    extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # noqa: BLE001 - any build failure means: use the torch path
         log.warning("paged attention kernel unavailable (%s); using the gather + SDPA fallback",
                     str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -1,9 +1,12 @@
 // Decode attention read straight from KV-cache blocks (PagedAttention, arXiv 2309.06180), CPU.
 //
-// One query token per sequence. For each (sequence, head) the keys are visited through the block
-// table: slot = table[t / block_size] * block_size + t % block_size, so a sequence's blocks may
-// lie anywhere in the pool and nothing is gathered into a temporary copy. Softmax is exact
-// (scores for the visible keys, their max, exp and sum, then the weighted sum of values).
+// One query token per sequence. Keys are visited through the block table:
+// slot = table[t / block_size] * block_size + t % block_size, so a sequence's blocks may lie
+// anywhere in the pool and nothing is gathered into a temporary copy. The cache is slot-major
+// (slots, Hkv, D): one work item takes a sequence and a contiguous range of its KV heads and
+// streams each slot's row once for all the query heads of that range, which keeps the reads
+// sequential (the bandwidth limit is the whole cost). Softmax is exact: scores, their max, exp
+// and sum, then the weighted sum of values. KV may be stored as float or bfloat16.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -11,68 +14,104 @@
 #include <cmath>
 #include <vector>
 
+template <typename kv_t>
+static void decode_item(const float* q, const kv_t* k_cache, const kv_t* v_cache, const int64_t* table,
+                        int64_t len, int64_t first, int64_t block_size, int64_t kv_heads, int64_t group,
+                        int64_t dim, int64_t kh_begin, int64_t kh_end, float scale, float* out) {
+  const int64_t n = len - first;
+  const int64_t heads = (kh_end - kh_begin) * group;  // query heads handled here
+  const int64_t h0 = kh_begin * group;
+  std::vector<float> scores(heads * n);
+  std::vector<float> acc(heads * dim, 0.f);
+  for (int64_t t = first; t < len; ++t) {
+    const int64_t slot = table[t / block_size] * block_size + t % block_size;
+    const kv_t* row = k_cache + slot * kv_heads * dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* qv = q + (h0 + h) * dim;
+      const kv_t* kv = row + (kh_begin + h / group) * dim;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t d = 0; d < dim; ++d) s += qv[d] * static_cast<float>(kv[d]);
+      scores[h * n + (t - first)] = s * scale;
+    }
+  }
+  std::vector<float> total(heads);
+  for (int64_t h = 0; h < heads; ++h) {
+    float* sh = scores.data() + h * n;
+    const float best = *std::max_element(sh, sh + n);
+    float sum = 0.f;
+    for (int64_t i = 0; i < n; ++i) {
+      sh[i] = std::exp(sh[i] - best);
+      sum += sh[i];
+    }
+    total[h] = sum;
+  }
+  for (int64_t t = first; t < len; ++t) {
+    const int64_t slot = table[t / block_size] * block_size + t % block_size;
+    const kv_t* row = v_cache + slot * kv_heads * dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      const kv_t* vv = row + (kh_begin + h / group) * dim;
+      const float w = scores[h * n + (t - first)];
+      float* a = acc.data() + h * dim;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) a[d] += w * static_cast<float>(vv[d]);
+    }
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    const float inv = total[h] > 0.f ? 1.f / total[h] : 0.f;
+    for (int64_t d = 0; d < dim; ++d) out[(h0 + h) * dim + d] = acc[h * dim + d] * inv;
+  }
+}
+
+template <typename kv_t>
+static void decode_all(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+                       const torch::Tensor& tables, const torch::Tensor& lens, int64_t block_size, float scale,
+                       int64_t window, torch::Tensor& out) {
+  const int64_t batch = q.size(0), heads = q.size(1), dim = q.size(2);
+  const int64_t kv_heads = k_cache.size(1), group = heads / kv_heads, max_blocks = tables.size(1);
+  // Enough work items for every thread even at batch 1: split a sequence's KV heads into chunks.
+  const int64_t want = 2 * at::get_num_threads();
+  const int64_t chunks = std::min<int64_t>(kv_heads, std::max<int64_t>(1, (want + batch - 1) / batch));
+  const float* qp = q.data_ptr<float>();
+  const kv_t* kp = k_cache.data_ptr<kv_t>();
+  const kv_t* vp = v_cache.data_ptr<kv_t>();
+  const int64_t* tp = tables.data_ptr<int64_t>();
+  const int64_t* lp = lens.data_ptr<int64_t>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / chunks, c = item % chunks;
+      const int64_t kh_begin = kv_heads * c / chunks, kh_end = kv_heads * (c + 1) / chunks;
+      const int64_t len = lp[b];
+      const int64_t first = window > 0 ? std::max<int64_t>(0, len - window) : 0;
+      decode_item<kv_t>(qp + b * heads * dim, kp, vp, tp + b * max_blocks, len, first, block_size, kv_heads,
+                        group, dim, kh_begin, kh_end, scale, op + b * heads * dim);
+    }
+  });
+}
+
 torch::Tensor paged_decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache,
                                      torch::Tensor block_tables, torch::Tensor context_lens,
                                      int64_t block_size, double scale, int64_t window) {
   TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 3, "q (B, H, D) and caches (slots, Hkv, D) expected");
-  TORCH_CHECK(q.scalar_type() == torch::kFloat && k_cache.scalar_type() == torch::kFloat, "float32 only");
-  q = q.contiguous();
-  block_tables = block_tables.to(torch::kLong).contiguous();
-  context_lens = context_lens.to(torch::kLong).contiguous();
+  TORCH_CHECK(q.scalar_type() == torch::kFloat, "float32 queries only");
+  TORCH_CHECK(k_cache.scalar_type() == v_cache.scalar_type(), "k and v caches must share a dtype");
   TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous(), "caches must be contiguous");
-  const int64_t batch = q.size(0), heads = q.size(1), dim = q.size(2);
-  const int64_t kv_heads = k_cache.size(1), group = heads / kv_heads;
-  const int64_t max_blocks = block_tables.size(1);
+  q = q.contiguous();
+  auto tables = block_tables.to(torch::kLong).contiguous();
+  auto lens = context_lens.to(torch::kLong).contiguous();
   auto out = torch::empty_like(q);
-  const float* qp = q.data_ptr<float>();
-  const float* kp = k_cache.data_ptr<float>();
-  const float* vp = v_cache.data_ptr<float>();
-  const int64_t* tables = block_tables.data_ptr<int64_t>();
-  const int64_t* lens = context_lens.data_ptr<int64_t>();
-  float* op = out.data_ptr<float>();
   const float fscale = static_cast<float>(scale);
-
-  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
-    std::vector<float> acc(dim);
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t b = idx / heads, h = idx % heads, kh = h / group;
-      const int64_t len = lens[b];
-      const int64_t first = window > 0 ? std::max<int64_t>(0, len - window) : 0;
-      const float* qv = qp + idx * dim;
-      scores.resize(len - first);
-      float best = -INFINITY;
-      for (int64_t t = first; t < len; ++t) {
-        const int64_t slot = tables[b * max_blocks + t / block_size] * block_size + t % block_size;
-        const float* kv = kp + (slot * kv_heads + kh) * dim;
-        float s = 0.f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t d = 0; d < dim; ++d) s += qv[d] * kv[d];
-        s *= fscale;
-        scores[t - first] = s;
-        best = std::max(best, s);
-      }
-      float total = 0.f;
-      for (auto& s : scores) {
-        s = std::exp(s - best);
-        total += s;
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t t = first; t < len; ++t) {
-        const int64_t slot = tables[b * max_blocks + t / block_size] * block_size + t % block_size;
-        const float* vv = vp + (slot * kv_heads + kh) * dim;
-        const float w = scores[t - first];
-#pragma omp simd
-        for (int64_t d = 0; d < dim; ++d) acc[d] += w * vv[d];
-      }
-      float* o = op + idx * dim;
-      const float inv = total > 0.f ? 1.f / total : 0.f;
-      for (int64_t d = 0; d < dim; ++d) o[d] = acc[d] * inv;
-    }
-  });
+  if (k_cache.scalar_type() == torch::kFloat) {
+    decode_all<float>(q, k_cache, v_cache, tables, lens, block_size, fscale, window, out);
+  } else if (k_cache.scalar_type() == torch::kBFloat16) {
+    decode_all<at::BFloat16>(q, k_cache, v_cache, tables, lens, block_size, fscale, window, out);
+  } else {
+    TORCH_CHECK(false, "KV cache dtype must be float32 or bfloat16");
+  }
   return out;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("paged_decode_attention", &paged_decode_attention, "decode attention over paged KV blocks (CPU, fp32)");
+  m.def("paged_decode_attention", &paged_decode_attention, "decode attention over paged KV blocks (CPU)");
 }
