@@ -8,6 +8,9 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
              device: str = "cpu") -> None:
     """Complete PROMPT with the model in CHECKPOINT and print the completion.
 
+    Under `torchrun --nproc_per_node N -m llmkit generate ...` the model is split tensor-parallel
+    across the N processes (N must divide the attention and key/value head counts).
+
     Args:
         checkpoint: an HF-layout checkpoint directory (config.json, model.safetensors, tokenizer.json).
         prompt: the text to continue.
@@ -20,6 +23,10 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
     """
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device)
-    print(llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                       top_p=top_p, seed=seed))
+    import os
+
+    llm = LLM.load(checkpoint, device=device)  # under torchrun: tensor-parallel across the ranks
+    text = llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, seed=seed)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(text)

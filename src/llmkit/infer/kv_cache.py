@@ -23,8 +23,10 @@ class StaticKVCache:
 
     @classmethod
     def for_model(cls, model, batch: int, max_len: int, offsets: torch.Tensor | None = None) -> StaticKVCache:
+        from llmkit.infer.tensor_parallel import kv_heads  # this rank's share under tensor parallelism
+
         cfg, weight = model.cfg, next(model.parameters())
-        return cls(cfg.n_layer, batch, cfg.n_kv_head, cfg.head_dim, max_len, weight.device, weight.dtype, offsets)
+        return cls(cfg.n_layer, batch, kv_heads(model), cfg.head_dim, max_len, weight.device, weight.dtype, offsets)
 
     def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
         """Logical positions (B, Tk) of every cached key up to and including this step's tokens."""

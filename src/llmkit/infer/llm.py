@@ -14,7 +14,10 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.infer.generate import generate_ids
+from llmkit.dist.context import init_distributed
 from llmkit.infer.sampling import SamplingConfig
+from llmkit.infer.tensor_parallel import launched_world_size, shard_for_inference
+from llmkit.train.config import ParallelConfig
 from llmkit.tokenizer import Tokenizer
 
 
@@ -26,7 +29,12 @@ class LLM:
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32) -> LLM:
         path = Path(checkpoint_dir)
-        model = load_checkpoint(path, device=device, dtype=dtype)
+        if launched_world_size() > 1:  # under torchrun: one shard of every block per rank
+            device = str(init_distributed(ParallelConfig(tp=launched_world_size(), dp_shard=1), device).device)
+            model = load_checkpoint(path, device=device, dtype=dtype)
+            shard_for_inference(model, device)
+        else:
+            model = load_checkpoint(path, device=device, dtype=dtype)
         tokenizer = Tokenizer.from_dir(path)
         gen_file = path / "generation_config.json"
         gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
