@@ -47,7 +47,7 @@ def load_config(checkpoint_dir: str | Path) -> ModelConfig:
     return from_hf_config(read_json(path / "config.json"), name=path.name)
 
 
-def _weight_files(path: Path) -> list[Path]:
+def weight_files(path: Path) -> list[Path]:
     if (path / INDEX_FILE).is_file():
         index = read_json(path / INDEX_FILE)
         return [path / name for name in dict.fromkeys(index["weight_map"].values())]
@@ -81,7 +81,7 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
     model = build_model(cfg)  # meta: no memory until weights are assigned
     expected = model.state_dict()
     state: dict[str, torch.Tensor] = {}
-    for file in _weight_files(path):
+    for file in weight_files(path):
         for hf_name, tensor in _read_tensors(file):
             for name, value in from_hf_tensor(hf_name, tensor, family, cfg).items():
                 _check_shape(name, value, expected, file)

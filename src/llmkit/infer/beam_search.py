@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from llmkit.infer.kv_cache import StaticKVCache
+from llmkit.infer.placement import model_device
 
 
 @dataclass
@@ -49,7 +50,7 @@ class _Finished:
 def beam_search(model, prompt: list[int], num_beams: int = 4, max_new_tokens: int = 32, length_penalty: float = 1.0,
                 early_stopping: bool | str = True, stop_ids=frozenset()) -> list[Hypothesis]:
     """Finished hypotheses for one prompt, best first (at most num_beams)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     cache = StaticKVCache.for_model(model, num_beams, len(prompt) + max_new_tokens)
     tokens = torch.tensor([prompt] * num_beams, device=device)  # (K, T)
     logits = model(tokens, pos=torch.arange(len(prompt), device=device).expand(num_beams, -1), cache=cache)[:, -1]

@@ -21,9 +21,9 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
         seed: random seed for reproducible sampling.
         device: torch device, e.g. cpu or cuda.
     """
-    from llmkit.infer.llm import LLM
-
     import os
+
+    from llmkit.infer.llm import LLM
 
     llm = LLM.load(checkpoint, device=device)  # under torchrun: tensor-parallel across the ranks
     text = llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,

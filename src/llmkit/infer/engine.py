@@ -21,6 +21,7 @@ import torch
 from llmkit.errors import LlmkitError
 from llmkit.infer.model_runner import ModelRunner
 from llmkit.infer.paged_cache import PagedKVCache
+from llmkit.infer.placement import model_dtype
 from llmkit.infer.sampler import RowState, sample
 from llmkit.infer.sampling_params import SamplingParams
 from llmkit.infer.scheduler import Request, Scheduler, SchedulerConfig
@@ -74,7 +75,7 @@ class Engine:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.stop_ids = set(stop_ids)
         self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
-        dtype = next(model.parameters()).dtype
+        dtype = model_dtype(model)
         num_blocks = self.cfg.num_blocks or max(1, int(self.cfg.kv_cache_mib * 2**20 / (
             PagedKVCache.bytes_per_token(model.cfg, dtype) * self.cfg.block_size)))
         self.scheduler = Scheduler(SchedulerConfig(

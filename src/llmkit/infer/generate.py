@@ -8,6 +8,7 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.infer.kv_cache import StaticKVCache
+from llmkit.infer.placement import model_device
 from llmkit.infer.sampling import SamplingConfig, sample_next
 
 
@@ -56,7 +57,7 @@ def generate_ids(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     max_new_tokens = _check_lengths(model, prompts, max_new_tokens)
     if model.cfg.arch == "encoder_decoder":
         return _generate_seq2seq(model, prompts, max_new_tokens, sampling, set(stop_ids), pad_id)
-    device = next(model.parameters()).device
+    device = model_device(model)
     generator = None if sampling.seed is None else torch.Generator(device).manual_seed(sampling.seed)
     tokens, offsets = _left_pad(prompts, pad_id, device)
     cache = StaticKVCache.for_model(model, len(prompts), tokens.shape[1] + max_new_tokens, offsets)
@@ -74,7 +75,7 @@ def generate_ids(model, prompts: list[list[int]], max_new_tokens: int, sampling:
 
 
 def _generate_seq2seq(model, prompts, max_new_tokens, sampling, stop_ids, pad_id) -> list[list[int]]:
-    device = next(model.parameters()).device
+    device = model_device(model)
     generator = None if sampling.seed is None else torch.Generator(device).manual_seed(sampling.seed)
     width = max(len(p) for p in prompts)
     src = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)

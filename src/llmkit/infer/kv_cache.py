@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from llmkit.infer.placement import kv_heads, model_device, model_dtype
+
 
 class StaticKVCache:
     def __init__(self, n_layer: int, batch: int, n_kv_head: int, head_dim: int, max_len: int,
@@ -23,10 +25,9 @@ class StaticKVCache:
 
     @classmethod
     def for_model(cls, model, batch: int, max_len: int, offsets: torch.Tensor | None = None) -> StaticKVCache:
-        from llmkit.infer.tensor_parallel import kv_heads  # this rank's share under tensor parallelism
-
-        cfg, weight = model.cfg, next(model.parameters())
-        return cls(cfg.n_layer, batch, kv_heads(model), cfg.head_dim, max_len, weight.device, weight.dtype, offsets)
+        cfg = model.cfg
+        return cls(cfg.n_layer, batch, kv_heads(model), cfg.head_dim, max_len, model_device(model), model_dtype(model),
+                   offsets)
 
     def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
         """Logical positions (B, Tk) of every cached key up to and including this step's tokens."""

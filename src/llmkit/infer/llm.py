@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.infer.generate import generate_ids
 from llmkit.dist.context import init_distributed
+from llmkit.infer.generate import generate_ids
 from llmkit.infer.sampling import SamplingConfig
 from llmkit.infer.tensor_parallel import launched_world_size, shard_for_inference
-from llmkit.train.config import ParallelConfig
 from llmkit.tokenizer import Tokenizer
+from llmkit.train.config import ParallelConfig
 
 
 class LLM:

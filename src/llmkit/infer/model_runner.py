@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 
 from llmkit.infer.paged_cache import PagedDecodeStep, PagedKVCache, PagedStep
+from llmkit.infer.placement import model_device
 from llmkit.infer.scheduler import Request
 
 
 class ModelRunner:
     def __init__(self, model, cache: PagedKVCache):
         self.model, self.cache = model, cache
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
         self.prefix_decoder = model.cfg.arch == "prefix_decoder"
         # Position biases (ALiBi, T5 buckets) live in the model's mask, which the decode kernel skips.
         self.decode_kernel = model.cfg.position not in ("alibi", "t5_relative")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from llmkit.infer.paged_attention import paged_decode_attention
+from llmkit.infer.placement import kv_heads, model_device, model_dtype
 
 
 class PagedKVCache:
@@ -29,8 +30,9 @@ class PagedKVCache:
 
     @classmethod
     def for_model(cls, model, num_blocks: int, block_size: int) -> PagedKVCache:
-        cfg, weight = model.cfg, next(model.parameters())
-        return cls(cfg.n_layer, num_blocks, block_size, cfg.n_kv_head, cfg.head_dim, weight.device, weight.dtype)
+        cfg = model.cfg
+        return cls(cfg.n_layer, num_blocks, block_size, kv_heads(model), cfg.head_dim, model_device(model),
+                   model_dtype(model))
 
     def slots(self, table: list[int], start: int, end: int) -> torch.Tensor:
         """Slots of token positions [start, end) of a sequence with this block table."""

@@ -21,6 +21,7 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.infer.kv_cache import StaticKVCache
+from llmkit.infer.placement import model_device
 from llmkit.infer.sampling import SamplingConfig, filter_logits
 
 
@@ -64,7 +65,7 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
         raise LlmkitError(f"draft vocabulary {draft.cfg.vocab_size} differs from the target's "
                           f"{target.cfg.vocab_size}: they must share a tokenizer")
     sampling = sampling or SamplingConfig()
-    device = next(target.parameters()).device
+    device = model_device(target)
     generator = None if sampling.seed is None else torch.Generator(device).manual_seed(sampling.seed)
     max_len = len(prompt) + max_new_tokens + k + 1
     caches = {m: StaticKVCache.for_model(m, 1, max_len) for m in (target, draft)}

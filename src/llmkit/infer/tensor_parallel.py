@@ -26,10 +26,3 @@ def shard_for_inference(model: nn.Module, device: str = "auto") -> DistContext:
     if world > 1:
         apply_tensor_parallel(model, ctx.mesh["tp"])
     return ctx
-
-
-def kv_heads(model: nn.Module) -> int:
-    """Key/value heads this rank's attention layers hold (all of them without TP)."""
-    from llmkit.model.attention import Attention
-
-    return next((m.n_kv_head for m in model.modules() if isinstance(m, Attention)), model.cfg.n_kv_head)
