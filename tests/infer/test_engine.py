@@ -104,3 +104,16 @@ def test_bad_requests_get_clear_errors(pair):
         engine.add_request("hello")
     with pytest.raises(LlmkitError, match="top_p must be in"):
         SamplingParams(top_p=1.5)
+
+
+def test_bfloat16_kv_cache_stays_close_to_fp32(pair):
+    _, ours = pair
+    fp32 = Engine(ours, config=EngineConfig(block_size=4, num_blocks=64))
+    bf16 = Engine(ours, config=EngineConfig(block_size=4, num_blocks=64, kv_cache_dtype="bfloat16"))
+    assert bf16.cache.k.dtype == torch.bfloat16
+    assert bf16.cache.k.element_size() * 2 == fp32.cache.k.element_size()
+    a = fp32.generate(PROMPTS, SamplingParams(max_tokens=6, logprobs=0))
+    b = bf16.generate(PROMPTS, SamplingParams(max_tokens=6, logprobs=0))
+    first_a = [o[0].logprobs[0]["logprob"] for o in a]
+    first_b = [o[0].logprobs[0]["logprob"] for o in b]
+    assert max(abs(x - y) for x, y in zip(first_a, first_b)) < 0.05

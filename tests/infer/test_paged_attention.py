@@ -50,3 +50,16 @@ def test_decode_attention_over_scattered_blocks(window, path):
     else:
         out = gather_decode_attention(q, k, v, tables, lens, bs, scale, window)
     assert torch.allclose(out.double(), reference(q, k, v, tables, lens, bs, window), atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["fallback", "kernel"])
+def test_bfloat16_kv_storage(path):
+    q, k, v, tables, lens, bs = scattered_case()
+    k16, v16 = k.bfloat16(), v.bfloat16()
+    scale = q.shape[-1] ** -0.5
+    if path == "kernel" and decode_kernel() is None:
+        pytest.skip("no C++ toolchain: the kernel could not be built")
+    run = paged_decode_attention if path == "kernel" else gather_decode_attention
+    out = run(q, k16, v16, tables, lens, bs, scale, None)
+    expected = reference(q, k16.float(), v16.float(), tables, lens, bs, None)  # exact on the rounded cache
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), expected, atol=1e-5)

@@ -38,6 +38,7 @@ class EngineConfig:
     prefix_caching: bool = True
     preemption: str = "recompute"  # or "swap"
     max_model_len: int | None = None  # default: the model's max_seq_len
+    kv_cache_dtype: str = "auto"  # "auto" (the model's), "bfloat16" or "float16": KV storage
 
 
 @dataclass
@@ -75,13 +76,13 @@ class Engine:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.stop_ids = set(stop_ids)
         self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
-        dtype = model_dtype(model)
+        dtype = model_dtype(model) if self.cfg.kv_cache_dtype == "auto" else _dtype(self.cfg.kv_cache_dtype)
         num_blocks = self.cfg.num_blocks or max(1, int(self.cfg.kv_cache_mib * 2**20 / (
             PagedKVCache.bytes_per_token(model.cfg, dtype) * self.cfg.block_size)))
         self.scheduler = Scheduler(SchedulerConfig(
             num_blocks, self.cfg.block_size, self.cfg.max_num_seqs, self.cfg.max_tokens_per_step,
             self.cfg.chunked_prefill, self.cfg.prefix_caching, self.cfg.preemption))
-        self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size)
+        self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size, dtype)
         self.runner = ModelRunner(model, self.cache)
         self.tracked: dict[str, _Tracked] = {}
         self.swapped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -200,6 +201,13 @@ class Engine:
         if not prompt:
             raise LlmkitError("the prompt is empty: give at least one token")
         return list(prompt)
+
+
+def _dtype(name: str) -> torch.dtype:
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if name not in dtypes:
+        raise LlmkitError(f"kv_cache_dtype must be auto, {', '.join(dtypes)}; got {name!r}")
+    return dtypes[name]
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> str:

@@ -61,8 +61,8 @@ def gather_decode_attention(q, k_cache, v_cache, block_tables, context_lens, blo
     allowed = t[None] < lens
     if window:
         allowed &= t[None] >= lens - window
-    k = k_cache[slots].transpose(1, 2)  # (B, Hkv, Tk, D)
-    v = v_cache[slots].transpose(1, 2)
+    k = k_cache[slots].transpose(1, 2).to(q.dtype)  # (B, Hkv, Tk, D)
+    v = v_cache[slots].transpose(1, 2).to(q.dtype)
     y = F.scaled_dot_product_attention(q[:, :, None], k, v, attn_mask=allowed[:, None, None], scale=scale,
                                        enable_gqa=k.shape[1] != q.shape[1])
     return y[:, :, 0]
@@ -70,7 +70,8 @@ def gather_decode_attention(q, k_cache, v_cache, block_tables, context_lens, blo
 
 def paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size: int, scale: float,
                            window: int | None = None) -> torch.Tensor:
-    kernel = decode_kernel() if q.device.type == "cpu" and q.dtype == torch.float32 else None
+    supported = q.device.type == "cpu" and q.dtype == torch.float32 and k_cache.dtype in (torch.float32, torch.bfloat16)
+    kernel = decode_kernel() if supported else None
     if kernel is None:
         return gather_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size, scale, window)
     return kernel.paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size, scale,

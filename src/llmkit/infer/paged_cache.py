@@ -29,10 +29,12 @@ class PagedKVCache:
         return 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * torch.empty(0, dtype=dtype).element_size()
 
     @classmethod
-    def for_model(cls, model, num_blocks: int, block_size: int) -> PagedKVCache:
+    def for_model(cls, model, num_blocks: int, block_size: int, dtype: torch.dtype | None = None) -> PagedKVCache:
+        """dtype: storage of keys/values (default: the model's); bfloat16 halves the cache's memory and
+        the bytes every decode step reads, at bf16 rounding of keys and values."""
         cfg = model.cfg
         return cls(cfg.n_layer, num_blocks, block_size, kv_heads(model), cfg.head_dim, model_device(model),
-                   model_dtype(model))
+                   dtype or model_dtype(model))
 
     def slots(self, table: list[int], start: int, end: int) -> torch.Tensor:
         """Slots of token positions [start, end) of a sequence with this block table."""
@@ -76,9 +78,9 @@ class PagedStep:
             new_k, new_v = new_k.flatten(0, 1), new_v.flatten(0, 1)
         else:
             new_k, new_v = new_k[self.valid], new_v[self.valid]  # (N, Hkv, D)
-        k_all.index_copy_(0, self.write, new_k)
-        v_all.index_copy_(0, self.write, new_v)
-        return k_all[self.gather].transpose(1, 2), v_all[self.gather].transpose(1, 2)
+        k_all.index_copy_(0, self.write, new_k.to(k_all.dtype))
+        v_all.index_copy_(0, self.write, new_v.to(v_all.dtype))
+        return k_all[self.gather].transpose(1, 2).to(k.dtype), v_all[self.gather].transpose(1, 2).to(v.dtype)
 
 
 class PagedDecodeStep:
@@ -96,8 +98,8 @@ class PagedDecodeStep:
     def attend(self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
         """q (B, H, 1, D), k/v (B, Hkv, 1, D) -> (B, H, 1, D)."""
         k_all, v_all = self.cache.k[layer_idx], self.cache.v[layer_idx]  # (S, Hkv, D)
-        k_all.index_copy_(0, self.write, k[:, :, 0])
-        v_all.index_copy_(0, self.write, v[:, :, 0])
+        k_all.index_copy_(0, self.write, k[:, :, 0].to(k_all.dtype))
+        v_all.index_copy_(0, self.write, v[:, :, 0].to(v_all.dtype))
         y = paged_decode_attention(q[:, :, 0], k_all, v_all, self.tables, self.lens, self.cache.block_size, scale,
                                    self.window)  # (B, H, D)
         return y[:, :, None]
