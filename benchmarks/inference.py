@@ -69,8 +69,9 @@ def hf_static_batches(hf, work, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def engine_offline(model, work, kv_mib: float) -> tuple[float, dict]:
-    engine = Engine(model, config=EngineConfig(kv_cache_mib=kv_mib, max_num_seqs=64, max_tokens_per_step=512))
+def engine_offline(model, work, kv_mib: float, kv_dtype: str = "auto") -> tuple[float, dict]:
+    engine = Engine(model, config=EngineConfig(kv_cache_mib=kv_mib, max_num_seqs=64, max_tokens_per_step=512,
+                                               kv_cache_dtype=kv_dtype))
     for prompt, n in work:
         engine.add_request(prompt, SamplingParams(max_tokens=n, ignore_eos=True))
     start = time.perf_counter()
