@@ -5,8 +5,11 @@
     llmkit's continuous-batching engine vs `generate()` on padded static batches in arrival
     order (every row of a batch runs to the batch's longest output); useful tokens only;
 (c) batch-1 decode as a fraction of the memory-bandwidth limit: weight bytes read per token over
-    the copy bandwidth measured in this run (bytes of a 512 MiB tensor copied per second);
-(d) memory: KV bytes per token and concurrent sequences of a given context in a KV budget.
+    the copy bandwidth measured in this run (bytes of a 512 MiB tensor copied per second), and
+    over the read bandwidth (a 512 MiB sum), since decoding only reads weights;
+(d) memory: KV bytes per token and concurrent sequences of a given context in a KV budget;
+(e) memory scheduling: batch-1 decode with block weights streamed from the memory-mapped
+    checkpoint (at most two blocks resident), with and without next-block prefetch, vs in memory.
 Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/inference.py [--quick] [--out runs/benchmarks]
@@ -27,6 +30,7 @@ from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.host_memory import keep_freed_memory
 from llmkit.infer import generate_ids
 from llmkit.infer.engine import Engine, EngineConfig
+from llmkit.infer.offload import load_streaming
 from llmkit.infer.paged_cache import PagedKVCache
 from llmkit.infer.sampling_params import SamplingParams
 from llmkit.model import build_model, named_config
@@ -44,6 +48,12 @@ def copy_bandwidth() -> float:
     src, dst = torch.ones(2**27), torch.empty(2**27)
     dst.copy_(src)
     return 2**29 / min(timed(lambda: dst.copy_(src)) for _ in range(5))
+
+
+def read_bandwidth() -> float:
+    data = torch.ones(2**27)
+    data.sum()
+    return 2**29 / min(timed(data.sum) for _ in range(5))
 
 
 def workload(n: int, seed: int = 0) -> list[tuple[list[int], int]]:
@@ -98,10 +108,11 @@ def main() -> None:
 
     cfg = named_config("tiny-llama").replace(name="llama-30m", **CONFIG)
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(build_model(cfg, "cpu"), tmp)
-        ours = load_checkpoint(tmp).eval()
-        hf = AutoModelForCausalLM.from_pretrained(tmp, attn_implementation="sdpa").eval()
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = tmp_dir.name
+    save_checkpoint(build_model(cfg, "cpu"), tmp)
+    ours = load_checkpoint(tmp).eval()
+    hf = AutoModelForCausalLM.from_pretrained(tmp, attn_implementation="sdpa").eval()
     hf.generation_config.eos_token_id = None
     prompt = list(range(1, 33))
     result: dict = {"config": CONFIG, "args": vars(args), "threads": torch.get_num_threads()}
@@ -114,11 +125,13 @@ def main() -> None:
         decode = {"transformers": n / min(timed(hf_generate) for _ in range(3)),
                   "llmkit": n / min(timed(ours_generate) for _ in range(3))}
     weight_bytes = sum(p.numel() * p.element_size() for name, p in ours.named_parameters() if "tok_embeddings" not in name)
-    bandwidth = copy_bandwidth()
-    limit = bandwidth / weight_bytes
+    bandwidth, read = copy_bandwidth(), read_bandwidth()
+    limit, read_limit = bandwidth / weight_bytes, read / weight_bytes
     result["decode_tokens_per_s"] = decode
-    result["bandwidth"] = {"copy_bytes_per_s": bandwidth, "weight_bytes_per_token": weight_bytes,
-                           "limit_tokens_per_s": limit, "fraction": {k: v / limit for k, v in decode.items()}}
+    result["bandwidth"] = {"copy_bytes_per_s": bandwidth, "read_bytes_per_s": read, "weight_bytes_per_token": weight_bytes,
+                           "limit_tokens_per_s": limit, "fraction": {k: v / limit for k, v in decode.items()},
+                           "read_limit_tokens_per_s": read_limit,
+                           "fraction_of_read_limit": {k: v / read_limit for k, v in decode.items()}}
 
     work = workload(16 if args.quick else args.prompts)
     useful = sum(n for _, n in work)
@@ -132,6 +145,19 @@ def main() -> None:
                          "transformers_s": hf_s, "llmkit_s": ours_s, "transformers_tokens_per_s": useful / hf_s,
                          "llmkit_tokens_per_s": useful / ours_s, "ratio": hf_s / ours_s, "engine": stats}
 
+    ours_bf16_s, _ = engine_offline(ours, work, args.kv_mib, "bfloat16")
+    result["offline"] |= {"llmkit_bf16_kv_s": ours_bf16_s, "ratio_bf16_kv": hf_s / ours_bf16_s}
+
+    streamed = {}
+    for prefetch in (True, False):
+        model, streamer = load_streaming(tmp, prefetch=prefetch)
+        run = lambda m=model: generate_ids(m, [prompt], 32)
+        run()
+        streamed["prefetch" if prefetch else "no prefetch"] = 32 / min(timed(run) for _ in range(3))
+        streamed[f"max resident blocks ({'prefetch' if prefetch else 'no prefetch'})"] = streamer.stats.max_resident_blocks
+    result["streaming"] = streamed | {"in memory": decode["llmkit"]}
+    tmp_dir.cleanup()
+
     kv_per_token = PagedKVCache.bytes_per_token(cfg, torch.float32)
     budget = args.kv_mib * 2**20
     result["memory"] = {"kv_bytes_per_token": kv_per_token, "kv_budget_bytes": budget,
@@ -144,7 +170,13 @@ def main() -> None:
     print(f"(b) offline, {len(work)} requests, {useful} output tokens: transformers static batches ({tried}); "
           f"llmkit engine {ours_s:.1f} s -> {hf_s / ours_s:.2f}x the fastest")
     print(f"(c) bandwidth limit {limit:.0f} tokens/s ({weight_bytes / 1e6:.0f} MB per token at "
-          f"{bandwidth / 1e9:.1f} GB/s): " + ", ".join(f"{k} {v / limit:.0%}" for k, v in decode.items()))
+          f"{bandwidth / 1e9:.1f} GB/s copy): " + ", ".join(f"{k} {v / limit:.0%}" for k, v in decode.items())
+          + f"; against read bandwidth {read / 1e9:.1f} GB/s ({read_limit:.0f} tokens/s): "
+          + ", ".join(f"{k} {v / read_limit:.0%}" for k, v in decode.items()))
+    print(f"    with bf16 KV storage: {ours_bf16_s:.1f} s -> {hf_s / ours_bf16_s:.2f}x")
+    print(f"(e) weights streamed from disk, batch-1 decode tokens/s: prefetch {streamed['prefetch']:.0f}, "
+          f"no prefetch {streamed['no prefetch']:.0f}, in memory {decode['llmkit']:.0f} "
+          f"(at most {streamed['max resident blocks (prefetch)']} of {cfg.n_layer} blocks resident)")
     print(f"(d) KV {kv_per_token / 1024:.0f} KiB per token; in {args.kv_mib:.0f} MiB: "
           + ", ".join(f"{v} sequences of {k}" for k, v in result["memory"]["max_sequences"].items()))
     out = Path(args.out)

@@ -82,3 +82,14 @@ def test_missing_input_file_fails_before_any_work(tmp_path, capsys):
     assert main(["tokenizer", "train", "--input", str(tmp_path / "typo.txt"), "--out", str(tmp_path / "t")]) == 2
     assert "typo.txt does not exist" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_generate_decoding_paths_agree_on_greedy(tiny_checkpoint, capsys):
+    base = ["generate", "--checkpoint", str(tiny_checkpoint), "--prompt", "Return the", "--max-new-tokens", "8"]
+    outputs = {}
+    for name, extra in {"plain": [], "offload": ["--offload"], "draft": ["--draft", str(tiny_checkpoint)],
+                        "one beam": ["--num-beams", "1"], "beams": ["--num-beams", "3"]}.items():
+        assert main([*base, *extra]) == 0
+        outputs[name] = capsys.readouterr().out
+    assert outputs["offload"] == outputs["plain"] == outputs["draft"] == outputs["one beam"]
+    assert outputs["beams"].strip()

@@ -27,7 +27,7 @@ def test_streamed_model_matches_the_loaded_one(checkpoint, prefetch):
     with torch.no_grad():
         assert torch.equal(streamed(tokens), reference(tokens))
     assert generate_ids(streamed, [[1, 2, 3]], 10) == generate_ids(reference, [[1, 2, 3]], 10)
-    assert streamer.stats.max_resident_blocks <= 2
+    assert streamer.stats.max_resident_blocks == (2 if prefetch else 1)
     block_bytes = sum(p.numel() * 4 for p in reference.layers.parameters())
     assert streamer.stats.bytes_loaded >= block_bytes  # every block came from disk at least once
     assert all(p.device.type == "meta" for i, b in enumerate(streamed.layers) for p in b.parameters()

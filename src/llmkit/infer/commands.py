@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             device: str = "cpu") -> None:
+             device: str = "cpu", num_beams: int = 1, length_penalty: float = 1.0, draft: str | None = None,
+             speculative_k: int = 4, offload: bool = False) -> None:
     """Complete PROMPT with the model in CHECKPOINT and print the completion.
 
     Under `torchrun --nproc_per_node N -m llmkit generate ...` the model is split tensor-parallel
@@ -20,13 +21,20 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
         top_p: sample only among the most likely tokens whose probabilities sum to top_p.
         seed: random seed for reproducible sampling.
         device: torch device, e.g. cpu or cuda.
+        num_beams: more than 1 runs beam search with this many beams.
+        length_penalty: beam search: scores are divided by length ** length_penalty.
+        draft: a smaller checkpoint with the same tokenizer, for speculative decoding.
+        speculative_k: tokens the draft proposes per round.
+        offload: keep block weights on disk and stream each in while it runs (for models larger than memory).
     """
     import os
 
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device)  # under torchrun: tensor-parallel across the ranks
+    llm = LLM.load(checkpoint, device=device, offload=offload)  # under torchrun: tensor-parallel
+    draft_llm = LLM.load(draft, device=device) if draft else None
     text = llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed)
+                        top_p=top_p, seed=seed, num_beams=num_beams, length_penalty=length_penalty,
+                        draft=draft_llm, speculative_k=speculative_k)
     if int(os.environ.get("RANK", "0")) == 0:
         print(text)

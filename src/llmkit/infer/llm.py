@@ -15,7 +15,10 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.infer.generate import generate_ids
+from llmkit.infer.beam_search import beam_search
+from llmkit.infer.offload import load_streaming
 from llmkit.infer.sampling import SamplingConfig
+from llmkit.infer.speculative import speculative_generate
 from llmkit.infer.tensor_parallel import launched_world_size, shard_for_inference
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.config import ParallelConfig
@@ -27,9 +30,13 @@ class LLM:
         self.stop_ids = stop_ids if stop_ids is not None else _stop_ids(model.cfg, tokenizer, {})
 
     @classmethod
-    def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32) -> LLM:
+    def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32,
+             offload: bool = False) -> LLM:
+        """offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload)."""
         path = Path(checkpoint_dir)
-        if launched_world_size() > 1:  # under torchrun: one shard of every block per rank
+        if offload:
+            model, _ = load_streaming(path, device=device, dtype=dtype)
+        elif launched_world_size() > 1:  # under torchrun: one shard of every block per rank
             device = str(init_distributed(ParallelConfig(tp=launched_world_size(), dp_shard=1), device).device)
             model = load_checkpoint(path, device=device, dtype=dtype)
             shard_for_inference(model, device)
@@ -41,13 +48,23 @@ class LLM:
         return cls(model, tokenizer, _stop_ids(model.cfg, tokenizer, gen))
 
     def generate(self, prompt: str | list[str], max_new_tokens: int = 64, temperature: float = 0.0,
-                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> str | list[str]:
-        """Completion text for one prompt, or a list of completions for a list of prompts."""
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 num_beams: int = 1, length_penalty: float = 1.0, draft: LLM | None = None,
+                 speculative_k: int = 4) -> str | list[str]:
+        """Completion text for one prompt, or a list of completions for a list of prompts.
+        num_beams > 1: beam search; draft: speculative decoding with that (smaller) model."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         ids = self.tokenizer.encode_batch(prompts)
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
-        outputs = generate_ids(self.model, ids, max_new_tokens, sampling, self.stop_ids, pad)
+        if num_beams > 1:
+            outputs = [beam_search(self.model, p, num_beams, max_new_tokens, length_penalty,
+                                   stop_ids=self.stop_ids)[0].token_ids for p in ids]
+        elif draft is not None:
+            outputs = [speculative_generate(self.model, draft.model, p, max_new_tokens, speculative_k, sampling,
+                                            self.stop_ids)[0] for p in ids]
+        else:
+            outputs = generate_ids(self.model, ids, max_new_tokens, sampling, self.stop_ids, pad)
         texts = [self.tokenizer.decode(out) for out in outputs]
         return texts[0] if isinstance(prompt, str) else texts
 

@@ -102,6 +102,7 @@ class LayerStreamer:
         if i not in self.pending and i not in self.resident:
             self.stats.log(f"load {i}")
             self.pending[i] = self.loader.submit(self._load, i)
+            self._count_resident()
 
     def _before(self, i: int) -> None:
         self._start(i)
@@ -135,6 +136,10 @@ class LayerStreamer:
             self.resident.add(i)
             self.stats.loads += 1
             self.stats.bytes_loaded += sum(t.numel() * t.element_size() for t in tensors.values())
+        self._count_resident()
+
+    def _count_resident(self) -> None:
+        """Blocks holding memory: in place, or loaded/being loaded by the prefetcher."""
         self.stats.max_resident_blocks = max(self.stats.max_resident_blocks, len(self.resident) + len(self.pending))
 
 
