@@ -117,3 +117,24 @@ def test_bfloat16_kv_cache_stays_close_to_fp32(pair):
     first_a = [o[0].logprobs[0]["logprob"] for o in a]
     first_b = [o[0].logprobs[0]["logprob"] for o in b]
     assert max(abs(x - y) for x, y in zip(first_a, first_b)) < 0.05
+
+
+def test_stop_string_cuts_the_text(tiny_checkpoint):
+    from llmkit.infer.llm import LLM
+
+    llm = LLM.load(tiny_checkpoint)
+    engine = Engine(llm.model, llm.tokenizer, EngineConfig(block_size=4, num_blocks=64))
+    free = engine.generate(["Return the"], SamplingParams(max_tokens=16, ignore_eos=True))[0][0]
+    assert len(free.text) > 6
+    stop = free.text[4:6]
+    cut = engine.generate(["Return the"], SamplingParams(max_tokens=16, ignore_eos=True, stop=[stop]))[0][0]
+    assert cut.finish_reason == "stop" and cut.text == free.text[: free.text.find(stop)]
+
+
+@pytest.mark.slow
+def test_compiled_single_stream_decode_matches_eager(tiny_checkpoint):
+    from llmkit.infer.llm import LLM
+
+    eager = LLM.load(tiny_checkpoint)
+    compiled = LLM.load(tiny_checkpoint, compile=True)
+    assert compiled.generate("Return the", max_new_tokens=6) == eager.generate("Return the", max_new_tokens=6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
              device: str = "cpu", num_beams: int = 1, length_penalty: float = 1.0, draft: str | None = None,
-             speculative_k: int = 4, offload: bool = False) -> None:
+             speculative_k: int = 4, offload: bool = False, compile: bool = False) -> None:
     """Complete PROMPT with the model in CHECKPOINT and print the completion.
 
     Under `torchrun --nproc_per_node N -m llmkit generate ...` the model is split tensor-parallel
@@ -26,12 +26,13 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
         draft: a smaller checkpoint with the same tokenizer, for speculative decoding.
         speculative_k: tokens the draft proposes per round.
         offload: keep block weights on disk and stream each in while it runs (for models larger than memory).
+        compile: torch.compile the model first (helps on GPU; slower than eager for CPU decoding).
     """
     import os
 
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device, offload=offload)  # under torchrun: tensor-parallel
+    llm = LLM.load(checkpoint, device=device, offload=offload, compile=compile)  # under torchrun: tensor-parallel
     draft_llm = LLM.load(draft, device=device) if draft else None
     text = llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                         top_p=top_p, seed=seed, num_beams=num_beams, length_penalty=length_penalty,

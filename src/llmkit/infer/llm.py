@@ -31,8 +31,10 @@ class LLM:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32,
-             offload: bool = False) -> LLM:
-        """offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload)."""
+             offload: bool = False, compile: bool = False) -> LLM:
+        """offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
+        compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
+        worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md)."""
         path = Path(checkpoint_dir)
         if offload:
             model, _ = load_streaming(path, device=device, dtype=dtype)
@@ -42,6 +44,8 @@ class LLM:
             shard_for_inference(model, device)
         else:
             model = load_checkpoint(path, device=device, dtype=dtype)
+        if compile:
+            model = torch.compile(model, dynamic=True)
         tokenizer = Tokenizer.from_dir(path)
         gen_file = path / "generation_config.json"
         gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
