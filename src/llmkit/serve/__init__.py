@@ -1,0 +1,1 @@
+"""Serving: the OpenAI-compatible HTTP server and the terminal chat, on the inference engine."""
