@@ -2,12 +2,13 @@
 
 uvicorn handles SIGTERM and SIGINT: it stops accepting connections, lets in-flight requests finish
 for up to `graceful_timeout` seconds, then exits; `run_server` then stops the engine thread and
-returns normally, so the process exits 0.
+the process exits 0.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -40,7 +41,14 @@ def uvicorn_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000
     return uvicorn.Server(config)
 
 
+def _exit_cleanly(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def run_server(state: ServerState, **kw) -> None:
+    # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was installed before
+    # it: make that handler a clean exit (status 0) instead of death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn_server(state, **kw).run()
     finally:

@@ -1,0 +1,56 @@
+"""`llmkit serve` and `llmkit chat`."""
+
+from __future__ import annotations
+
+
+def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          max_queue: int = 256, max_model_len: int | None = None, model_name: str | None = None,
+          kv_cache_mib: float = 512.0, max_num_seqs: int = 64, graceful_timeout: float = 30.0,
+          device: str = "cpu") -> None:
+    """Serve CHECKPOINT over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).
+
+    Args:
+        checkpoint: an HF-layout checkpoint directory with its tokenizer (and chat template for chat).
+        host: address to bind; 127.0.0.1 (this machine only) unless you mean to expose it.
+        port: TCP port.
+        api_key: require `Authorization: Bearer KEY`; defaults to the LLMKIT_API_KEY environment variable.
+        max_queue: requests in flight beyond which the server answers 429 with Retry-After.
+        max_model_len: context length (prompt + output); defaults to the model's.
+        model_name: the model id clients send; defaults to the checkpoint directory's name.
+        kv_cache_mib: memory for the paged KV cache.
+        max_num_seqs: requests computed together in one batch.
+        graceful_timeout: on SIGTERM, seconds in-flight requests may take to finish.
+        device: torch device, e.g. cpu or cuda.
+    """
+    from llmkit.infer.engine import EngineConfig
+    from llmkit.serve.server import build_state, run_server
+
+    state = build_state(checkpoint, model_name=model_name, api_key=api_key, max_queue=max_queue,
+                        max_model_len=max_model_len, device=device,
+                        engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs))
+    print(f"serving {state.model_name!r} on http://{host}:{port}/v1 "
+          f"({'API key required' if state.api_key else 'no API key'})", flush=True)
+    run_server(state, host=host, port=port, graceful_timeout=graceful_timeout)
+
+
+def chat(checkpoint: str, system: str | None = None, max_tokens: int = 256, temperature: float = 0.7,
+         top_p: float = 0.95, seed: int | None = None, device: str = "cpu") -> None:
+    """Chat with CHECKPOINT in the terminal (streamed). Type /reset, /system TEXT or /exit.
+    Piped input works too: each line is one user turn.
+
+    Args:
+        checkpoint: an HF-layout checkpoint directory with a tokenizer that has a chat template.
+        system: an initial system prompt.
+        max_tokens: at most this many tokens per reply.
+        temperature: 0 is greedy; higher samples more freely.
+        top_p: nucleus sampling mass.
+        seed: random seed for reproducible replies.
+        device: torch device, e.g. cpu or cuda.
+    """
+    from llmkit.infer.llm import LLM
+    from llmkit.infer.sampling_params import SamplingParams
+    from llmkit.serve.chat import ChatSession, engine_for_chat, run_chat
+
+    llm = LLM.load(checkpoint, device=device)
+    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    run_chat(ChatSession(engine_for_chat(llm), params, system))
