@@ -23,3 +23,5 @@ def test_demo_runs_end_to_end_on_user_input(tmp_path):
     curation = json.loads((out / "data" / "stats.json").read_text())
     assert curation["docs_in"] == 44 and curation["docs_out"] == 43  # the duplicate is gone
     assert isinstance(LLM.load(out / "pretrain" / "final").generate("The quick", max_new_tokens=4), str)
+    served = summary["served_chat"]  # the server answered the openai client's chat request
+    assert isinstance(served["reply"], str) and 1 <= served["completion_tokens"] <= 8

@@ -1,7 +1,6 @@
 """A real server on 127.0.0.1 driven by the official `openai` client (and raw HTTP for bad input)."""
 
 import asyncio
-import json
 
 import httpx
 import openai

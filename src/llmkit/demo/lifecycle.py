@@ -1,12 +1,13 @@
 """The main job, `llmkit demo`: the model lifecycle on a CPU, writing everything under one
-directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples.
+directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples -> one chat
+request to the OpenAI-compatible server.
 
     runs/demo/
       corpus.jsonl        the documents used (built-in corpus or --input files)
       data/               `llmkit data prepare` output: stats.json, rejected/, tokenizer/, token shards
       pretrain/           `llmkit pretrain` output: metrics.jsonl, loss_curve.png, final/ (HF layout + tokenizer)
       samples.md          greedy and sampled completions
-      summary.json        what ran, how long, the losses
+      summary.json        what ran, how long, the losses, the served chat reply
 """
 
 from __future__ import annotations
@@ -19,18 +20,17 @@ from pathlib import Path
 
 import torch
 
-from llmkit.checkpoint import load_checkpoint
 from llmkit.data.corpus import default_corpus, read_text_documents
 from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer.llm import LLM
 from llmkit.model import named_config
-from llmkit.tokenizer import Tokenizer
 from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig, ScheduleConfig
 from llmkit.train.pretrain import run_pretrain
 
 PROMPTS = ["The list", "Return the", "This module provides", "If the file"]
+CHAT_QUESTION = "What does the list method append do?"
 # Curation for documentation prose: Gopher bounds relaxed for short docstrings, and no C4 rules
 # (they target web pages: they would drop most docstrings for code lines and curly braces).
 CURATION_STEPS = [
@@ -70,23 +70,24 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     stats = _curate(cfg, out)
     train_data = TokenDataset(out / "data", "train")
-    tokenizer = Tokenizer.from_dir(out / "data" / "tokenizer")
     log(f"tokens: {len(train_data):,} train, {len(TokenDataset(out / 'data', 'val')):,} validation")
 
     result = _pretrain(cfg, out)
-    model = load_checkpoint(out / "pretrain" / "final").eval()
+    llm = LLM.load(out / "pretrain" / "final")
     log(f"checkpoint -> {out / 'pretrain' / 'final'}")
 
-    samples = _sample(LLM(model, tokenizer), cfg)
+    samples = _sample(llm, cfg)
     atomic_write_text(out / "samples.md", samples)
     print(samples)
+    served = _serve_one_chat(llm, out / "pretrain" / "final", cfg)
     summary = {
         "config": asdict(cfg), "documents": len(docs), "documents_kept": stats["docs_out"],
         "train_tokens": len(train_data),
-        "parameters": sum(p.numel() for p in model.parameters()), "steps": result["steps"],
+        "parameters": sum(p.numel() for p in llm.model.parameters()), "steps": result["steps"],
         "first_loss": result["first_loss"], "final_loss": result["final_loss"],
         "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
         "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
+        "served_chat": served,
         "total_seconds": time.perf_counter() - started,
     }
     write_json(out / "summary.json", summary)
@@ -127,9 +128,32 @@ def _sample(llm: LLM, cfg: DemoConfig) -> str:
     return "\n".join(lines)
 
 
+def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
+    """Start the OpenAI-compatible server on the demo model (on a free loopback port), send one chat
+    request with the `openai` client, print the reply, stop the server."""
+    import openai
+
+    from llmkit.serve.server import BackgroundServer, build_state
+
+    state = build_state(checkpoint, llm=llm, model_name="demo")
+    with BackgroundServer(state) as url:
+        log(f"serving the demo model at {url}/v1; asking it one chat question with the openai client")
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed")
+        started = time.perf_counter()
+        reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": CHAT_QUESTION}],
+                                               max_tokens=cfg.max_new_tokens, temperature=0.0)
+        seconds = time.perf_counter() - started
+    text = reply.choices[0].message.content
+    print(f"chat> {CHAT_QUESTION}\nreply> {text.strip()}\n")
+    return {"question": CHAT_QUESTION, "reply": text, "seconds": seconds,
+            "completion_tokens": reply.usage.completion_tokens}
+
+
 def _report(out: Path, summary: dict) -> None:
     log(f"done in {summary['total_seconds']:.0f}s. Outputs in {out.resolve()}:")
     for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "pretrain/metrics.jsonl",
                  "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "summary.json"):
         print(f"  {out / name}")
     print(f"try: llmkit generate --checkpoint {out / 'pretrain' / 'final'} --prompt \"Return the\" --max-new-tokens 40")
+    print(f"     llmkit serve --checkpoint {out / 'pretrain' / 'final'}   # then any OpenAI client on http://127.0.0.1:8000/v1")
+    print(f"     llmkit chat --checkpoint {out / 'pretrain' / 'final'}")
