@@ -96,6 +96,11 @@ def init_distributed(cfg: ParallelConfig, device_preference: str = "auto") -> Di
     return DistContext(rank=rank, world_size=world_size, device=device, mesh=mesh, degrees=degrees)
 
 
-def shutdown() -> None:
+def shutdown(synchronize: bool = False) -> None:
+    """Leave the process group. `synchronize` (after a run that succeeded everywhere) first waits for
+    every rank: a rank that tears its group down while another still works (rank 0 writing the loss
+    curve, say) was seen to abort with 'terminate called without an active exception' under load."""
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()

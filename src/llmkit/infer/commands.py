@@ -39,3 +39,6 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
                         draft=draft_llm, speculative_k=speculative_k)
     if int(os.environ.get("RANK", "0")) == 0:
         print(text)
+    from llmkit.dist.context import shutdown
+
+    shutdown(synchronize=True)

@@ -10,10 +10,12 @@ def pretrain(args: list[str], prog: str) -> None:
     from llmkit.train.pretrain import run_pretrain
 
     cfg = parse_with_config(PretrainConfig, args, prog)
+    succeeded = False
     try:
         run_pretrain(cfg)
+        succeeded = True
     finally:
-        shutdown()
+        shutdown(synchronize=succeeded)
 
 
 def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str = "bf16", gpus_per_node: int = 8,
