@@ -153,3 +153,22 @@ def test_metrics_are_prometheus_text(server, client):
         assert name in text
     line = next(l for l in text.splitlines() if l.startswith("llmkit_generation_tokens_total"))
     assert float(line.split()[-1]) >= 3
+
+
+def test_stop_sequence_cuts_the_completion(client):
+    free = client.completions.create(model="tiny", prompt="Return the", max_tokens=12, temperature=0,
+                                     extra_body={"ignore_eos": True}).choices[0].text
+    assert len(free) > 5
+    stop = free[3:5]
+    cut = client.completions.create(model="tiny", prompt="Return the", max_tokens=12, temperature=0, stop=[stop],
+                                    extra_body={"ignore_eos": True}).choices[0]
+    assert cut.finish_reason == "stop" and cut.text == free[: free.find(stop)]
+
+
+def test_api_key_comes_from_the_environment(tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("LLMKIT_API_KEY", "from-env")
+    state = build_state(tiny_checkpoint, engine_config=EngineConfig(block_size=4, num_blocks=16))
+    try:
+        assert state.api_key == "from-env" and state.model_name == tiny_checkpoint.name
+    finally:
+        state.engine.shutdown()
