@@ -99,3 +99,22 @@ def from_hf_tensor(key: str, tensor: torch.Tensor, family: str, cfg: ModelConfig
     if ours is None:
         raise LlmkitError(f"checkpoint tensor {key!r} is not part of a {family} model")
     return {ours: tensor}
+
+
+def hf_module_name(module: str, family: str) -> str:
+    """HF dotted name of an llmkit Linear module (e.g. for adapter files): layers.0.attn.q_proj ->
+    model.layers.0.self_attn.q_proj. Fused GPT-2 projections have no single HF module."""
+    if family == "gpt2" and GPT2_QKV.match(f"{module}.weight"):
+        raise LlmkitError(f"{module} is fused into GPT-2's c_attn; adapters on it have no HF-layout name")
+    renamed = _rename(f"{module}.weight", RULES[family], reverse=False) if family in RULES else f"{module}.weight"
+    if renamed is None:
+        raise LlmkitError(f"module {module!r} has no place in the {family} checkpoint layout")
+    return renamed.removesuffix(".weight")
+
+
+def llmkit_module_name(hf_module: str, family: str) -> str:
+    """The inverse of hf_module_name."""
+    renamed = _rename(f"{hf_module}.weight", RULES[family], reverse=True) if family in RULES else f"{hf_module}.weight"
+    if renamed is None:
+        raise LlmkitError(f"{hf_module!r} is not a module of a {family} model")
+    return renamed.removesuffix(".weight")

@@ -1,0 +1,160 @@
+"""LoRA (Hu et al., arXiv 2106.09685) as a transform from outside the model: chosen nn.Linear
+modules are wrapped so that y = W x + (alpha / r) * B A x, with W frozen, A (r, in) and B (out, r)
+trained, B initialised to zero (the wrapped model starts exactly equal to the base). rsLoRA
+(arXiv 2312.03732) scales by alpha / sqrt(r) instead.
+
+Adapters are saved in PEFT's layout (adapter_config.json + adapter_model.safetensors with
+`base_model.model.<HF module>.lora_A.weight` keys), so `peft` loads llmkit adapters onto the
+transformers model and llmkit loads PEFT-trained adapters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from llmkit.checkpoint.hf_config import hf_family
+from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
+from llmkit.errors import LlmkitError
+from llmkit.fileio import atomic_dir
+
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # Linear names, by suffix
+    use_rslora: bool = False
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base: nn.Linear, cfg: LoraConfig):
+        super().__init__()
+        self.base, self.scaling, self.merged = base, cfg.scaling, False
+        self.lora_A = nn.Linear(base.in_features, cfg.r, bias=False, device=base.weight.device, dtype=base.weight.dtype)
+        self.lora_B = nn.Linear(cfg.r, base.out_features, bias=False, device=base.weight.device, dtype=base.weight.dtype)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))  # as PEFT does
+        nn.init.zeros_(self.lora_B.weight)
+        base.weight.requires_grad_(False)
+        if base.bias is not None:
+            base.bias.requires_grad_(False)
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B.weight @ self.lora_A.weight) * self.scaling  # (out, in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        if self.merged:
+            return y
+        return y + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
+            self.merged = False
+
+
+def _targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
+    names = [name for name, module in model.named_modules()
+             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in cfg.target_modules and name != "lm_head"]
+    if not names:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise LlmkitError(f"no Linear module is named like {cfg.target_modules}; this model has {linear}")
+    return names
+
+
+def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
+    """Freeze the model and wrap the target Linears; returns the wrapped module names."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    names = _targets(model, cfg)
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, LoRALinear(getattr(parent, child), cfg))
+    model.lora_config = cfg
+    return names
+
+
+def lora_modules(model: nn.Module) -> dict[str, LoRALinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight and put the plain Linear back (for export)."""
+    for name, module in lora_modules(model).items():
+        module.merge()
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, module.base)
+    return model
+
+
+def save_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
+    """adapter_config.json + adapter_model.safetensors in PEFT's layout, written atomically."""
+    cfg, family = model.lora_config, hf_family(model.cfg)
+    tensors = {}
+    for name, module in lora_modules(model).items():
+        prefix = PEFT_PREFIX + hf_module_name(name, family)
+        tensors[f"{prefix}.lora_A.weight"] = module.lora_A.weight.detach().contiguous().cpu()
+        tensors[f"{prefix}.lora_B.weight"] = module.lora_B.weight.detach().contiguous().cpu()
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.alpha,
+              "lora_dropout": cfg.dropout, "target_modules": sorted(cfg.target_modules), "use_rslora": cfg.use_rslora,
+              "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
+              "init_lora_weights": True, "base_model_name_or_path": str(base_model)}
+    with atomic_dir(out_dir) as tmp:
+        save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
+    return Path(out_dir)
+
+
+def load_adapter(model: nn.Module, adapter_dir: str | Path) -> list[str]:
+    """Wrap `model` as the adapter's config says and load its weights (PEFT or llmkit-written)."""
+    path = Path(adapter_dir)
+    if not (path / ADAPTER_CONFIG).is_file():
+        raise LlmkitError(f"{path} is not an adapter directory: no {ADAPTER_CONFIG}")
+    raw = json.loads((path / ADAPTER_CONFIG).read_text())
+    if raw.get("peft_type", "LORA") != "LORA":
+        raise LlmkitError(f"adapter type {raw['peft_type']} is not LoRA; llmkit reads LoRA adapters in PEFT's layout")
+    targets = raw["target_modules"]
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    cfg = LoraConfig(r=raw["r"], alpha=raw["lora_alpha"], dropout=raw.get("lora_dropout", 0.0),
+                     target_modules=targets, use_rslora=raw.get("use_rslora", False))
+    names = apply_lora(model, cfg)
+    modules, family = lora_modules(model), hf_family(model.cfg)
+    for key, tensor in load_file(str(path / ADAPTER_WEIGHTS)).items():
+        hf_module, _, leaf = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
+        leaf = leaf.replace(".default", "")  # PEFT may keep the adapter name in the key
+        name = llmkit_module_name(hf_module, family)
+        if name not in modules:
+            raise LlmkitError(f"adapter tensor {key} targets {name}, which the adapter config does not wrap")
+        getattr(modules[name], f"lora_{leaf.split('.')[0]}").weight.data.copy_(tensor)
+    return names
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
