@@ -140,11 +140,14 @@ def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
         log(f"serving the demo model at {url}/v1; asking it one chat question with the openai client")
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed")
         started = time.perf_counter()
+        # A pre-trained model has never seen a chat turn; sampling with a frequency penalty keeps it
+        # from looping on newlines. (Fine-tuning is what makes it answer.)
         reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": CHAT_QUESTION}],
-                                               max_tokens=cfg.max_new_tokens, temperature=0.0)
+                                               max_tokens=cfg.max_new_tokens, temperature=0.8, top_p=0.95,
+                                               frequency_penalty=0.8, seed=cfg.seed)
         seconds = time.perf_counter() - started
     text = reply.choices[0].message.content
-    print(f"chat> {CHAT_QUESTION}\nreply> {text.strip()}\n")
+    print(f"chat> {CHAT_QUESTION}\nreply> {' '.join(text.split()) or '(only whitespace)'}\n")
     return {"question": CHAT_QUESTION, "reply": text, "seconds": seconds,
             "completion_tokens": reply.usage.completion_tokens}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from llmkit.infer.async_engine import AsyncEngine
 from llmkit.infer.engine import Engine, EngineConfig
 from llmkit.infer.llm import LLM
+from llmkit.infer.paged_attention import decode_kernel
 from llmkit.serve.app import ServerState, create_app
 
 API_KEY_ENV = "LLMKIT_API_KEY"
@@ -24,6 +25,8 @@ def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str 
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
                 engine_config: EngineConfig | None = None, device: str = "cpu") -> ServerState:
     llm = llm or LLM.load(checkpoint, device=device)
+    if device == "cpu":
+        decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
     config = engine_config or EngineConfig()
     if max_model_len is not None:
         config.max_model_len = max_model_len
