@@ -1,0 +1,142 @@
+"""Supervised fine-tuning data: chat `messages` JSONL or instruction/input/output JSONL, rendered
+with the checkpoint's chat template, with the loss on assistant tokens only.
+
+Each message is tokenized as the template renders it, segment by segment (the text a message
+adds to the conversation), so a token's owner is known exactly: the assistant's content and its
+end-of-turn marker are trained on; system and user turns and the assistant header
+(`<|im_start|>assistant\\n` in ChatML) are context only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llmkit.errors import LlmkitError
+from llmkit.train.task import IGNORE_INDEX
+
+
+def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
+    """Conversations from JSONL: {"messages": [{"role", "content"}, ...]} or
+    {"instruction", "input"?, "output"} (Alpaca style: one user turn, one assistant turn)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LlmkitError(f"fine-tuning data {path} does not exist")
+    conversations = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LlmkitError(f"{path}:{number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
+        conversations.append(_conversation(record, f"{path}:{number}"))
+    if not conversations:
+        raise LlmkitError(f"{path} holds no examples")
+    return conversations
+
+
+def _conversation(record: dict, where: str) -> list[dict[str, str]]:
+    if isinstance(record, dict) and "messages" in record:
+        messages = record["messages"]
+        ok = isinstance(messages, list) and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in messages)
+        if not ok or not any(m["role"] == "assistant" for m in messages):
+            raise LlmkitError(f"{where}: 'messages' must be a list of {{role, content}} with at least one assistant turn")
+        return [{"role": m["role"], "content": str(m["content"])} for m in messages]
+    if isinstance(record, dict) and "instruction" in record and "output" in record:
+        prompt = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]
+    raise LlmkitError(f"{where}: expected {{\"messages\": [...]}} or {{\"instruction\", \"output\"}} fields")
+
+
+def encode_conversation(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[bool]]:
+    """Token ids of the rendered conversation and, per token, whether it carries loss."""
+    ids: list[int] = []
+    trained: list[bool] = []
+    rendered = ""
+    for i, message in enumerate(messages):
+        upto = tokenizer.apply_chat_template(messages[: i + 1], add_generation_prompt=False)
+        if not upto.startswith(rendered):
+            raise LlmkitError("the chat template re-renders earlier turns differently; cannot mask turns exactly")
+        segment = upto[len(rendered):]
+        if message["role"] == "assistant":
+            header = tokenizer.apply_chat_template(messages[:i], add_generation_prompt=True)[len(rendered):]
+            if not segment.startswith(header):
+                raise LlmkitError("the chat template's generation prompt does not start the assistant turn")
+            _extend(tokenizer, header, False, ids, trained)
+            _extend(tokenizer, segment[len(header):], True, ids, trained)
+        else:
+            _extend(tokenizer, segment, False, ids, trained)
+        rendered = upto
+    return ids, trained
+
+
+def _extend(tokenizer, text: str, trained: bool, ids: list[int], flags: list[bool]) -> None:
+    if text:
+        new = tokenizer.encode(text, add_special_tokens=False)
+        ids.extend(new)
+        flags.extend([trained] * len(new))
+
+
+@dataclass
+class SFTExample:
+    ids: list[int]
+    trained: list[bool]
+
+
+def sft_examples(tokenizer, conversations, max_len: int) -> list[SFTExample]:
+    """Encoded examples cut to max_len + 1 tokens (inputs and shifted targets)."""
+    examples = []
+    for messages in conversations:
+        ids, trained = encode_conversation(tokenizer, messages)
+        examples.append(SFTExample(ids[: max_len + 1], trained[: max_len + 1]))
+    return examples
+
+
+class SFTLoader:
+    """Endless shuffled batches (inputs, targets) of the examples, right-padded to the longest in the
+    batch; targets are IGNORE_INDEX except where the next token is an assistant token. Its state is
+    the batch counter, so a resumed run continues with the next batch."""
+
+    def __init__(self, examples: list[SFTExample], batch_size: int, pad_id: int, seed: int = 0):
+        if not examples:
+            raise LlmkitError("no fine-tuning examples")
+        self.examples, self.batch_size, self.pad_id, self.seed = examples, batch_size, pad_id, seed
+        self.step = 0
+
+    def _order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.examples)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        return order
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        start = self.step * self.batch_size
+        picked = [self._order(i // len(self.examples))[i % len(self.examples)] for i in range(start, start + self.batch_size)]
+        self.step += 1
+        return collate([self.examples[i] for i in picked], self.pad_id)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+
+
+def collate(examples: list[SFTExample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(e.ids) for e in examples) - 1
+    inputs = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.ids) - 1
+        inputs[row, :n] = torch.tensor(e.ids[:-1])
+        labels = torch.tensor(e.ids[1:])
+        keep = torch.tensor(e.trained[1:])
+        targets[row, :n] = labels.masked_fill(~keep, IGNORE_INDEX)
+    return inputs, targets  # (B, T), (B, T)
