@@ -21,13 +21,14 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
     },
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
+    "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),
     "chat": ("llmkit.serve.commands:chat", "Chat with a checkpoint in the terminal (streamed)"),
 }
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
-RAW_ARGS = {"llmkit.train.commands:pretrain"}
+RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune"}
 
 
 def _usage(prefix: str, table: dict) -> str:

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from llmkit.finetune.preference_losses import dpo_loss, ipo_loss, orpo_loss, sequence_logprobs, simpo_loss
+from llmkit.finetune.preference_losses import (
+    dpo_loss,
+    ipo_loss,
+    orpo_loss,
+    sequence_logprobs,
+    simpo_loss,
+)
 from llmkit.train.task import IGNORE_INDEX
 
 PC = [-12.0, -30.5, -7.25]  # policy chosen / rejected, reference chosen / rejected (summed log-probs)

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from llmkit.errors import LlmkitError
-from llmkit.finetune.sft_data import SFTLoader, collate, encode_conversation, read_conversations, sft_examples
+from llmkit.finetune.sft_data import (
+    SFTLoader,
+    collate,
+    encode_conversation,
+    read_conversations,
+    sft_examples,
+)
 from llmkit.train.task import IGNORE_INDEX
 
 CONVERSATION = [{"role": "system", "content": "Be exact."}, {"role": "user", "content": "2+2?"},

@@ -1,0 +1,85 @@
+"""`llmkit finetune`: supervised fine-tuning on the one training loop. The method is a model
+transform (full: everything trains; lora: adapters on chosen Linears, the rest frozen) and the
+task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
+
+    OUT/metrics.jsonl, OUT/loss_curve.png, OUT/summary.json
+    OUT/final/       HF-layout checkpoint with the tokenizer (LoRA merged in), ready for generate/serve
+    OUT/adapter/     LoRA only: the adapter alone, in PEFT's layout
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from llmkit.checkpoint import load_checkpoint
+from llmkit.dist.context import init_distributed
+from llmkit.errors import LlmkitError
+from llmkit.finetune.lora import (
+    LoraConfig,
+    apply_lora,
+    merge_lora,
+    save_adapter,
+    trainable_parameters,
+)
+from llmkit.finetune.sft_data import SFTLoader, read_conversations, sft_examples
+from llmkit.tokenizer import Tokenizer
+from llmkit.train.checkpointing import export_model
+from llmkit.train.config import OptimConfig, PretrainConfig
+from llmkit.train.metrics import plot_loss_curve
+from llmkit.train.objectives import CausalLM
+from llmkit.train.trainer import Trainer
+
+
+@dataclass
+class FinetuneConfig(PretrainConfig):
+    """The pre-training loop's settings (optimizer, schedule, batch, precision...) plus what to tune.
+    `data` is a JSONL file of conversations; `batch.seq_len` caps each example's length."""
+
+    checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
+    out: str = "runs/finetune"
+    method: Literal["full", "lora"] = "lora"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    max_steps: int = 200
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
+
+
+def run_finetune(cfg: FinetuneConfig) -> dict:
+    if not cfg.checkpoint or not cfg.data:
+        raise LlmkitError("--checkpoint DIR and --data FILE.jsonl are required")
+    if cfg.save_every and cfg.method == "lora":
+        raise LlmkitError("periodic checkpoints of LoRA runs are not supported yet; use --save-every 0")
+    ctx = init_distributed(cfg.parallel, cfg.device)
+    if ctx.distributed:
+        raise LlmkitError("llmkit finetune runs in one process for now; launch it without torchrun")
+    out, path = Path(cfg.out), Path(cfg.checkpoint)
+    tokenizer = Tokenizer.from_dir(path)
+    torch.manual_seed(cfg.seed)
+    model = load_checkpoint(path, device=ctx.device)
+    if cfg.method == "lora":
+        apply_lora(model, cfg.lora)
+    trainable, total = trainable_parameters(model)
+    print(f"[finetune] {cfg.method}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
+    examples = sft_examples(tokenizer, read_conversations(cfg.data), cfg.batch.seq_len)
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    loader = SFTLoader(examples, cfg.batch.batch_size, pad, cfg.seed)
+    trainer = Trainer(model, CausalLM(), cfg, loader, ctx, out)
+    started = time.perf_counter()
+    state = trainer.fit()
+    if cfg.method == "lora":
+        save_adapter(model, out / "adapter", base_model=str(path))
+        merge_lora(model)
+    export_model(trainer, out / "final", tokenizer)
+    summary = {"method": cfg.method, "steps": state.step, "trainable_parameters": trainable,
+               "parameters": total, "examples": len(examples), "first_loss": state.losses[0] if state.losses else None,
+               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
+    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
+          f"model -> {out / 'final'}", flush=True)
+    return summary

@@ -1,0 +1,44 @@
+"""`llmkit finetune` end to end on a tiny model: loss falls, the merged checkpoint equals base +
+adapter, and the adapter is in PEFT's layout."""
+
+import json
+
+import pytest
+import torch
+
+from llmkit.checkpoint import load_checkpoint
+from llmkit.cli import main
+from llmkit.finetune.lora import load_adapter
+
+
+def write_task(path, n=24):
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+    with path.open("w") as f:
+        for i in range(n):
+            word = words[i % len(words)]
+            f.write(json.dumps({"instruction": f"Repeat the word: {word}", "output": f"{word} {word}"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_finetune_lowers_the_loss_and_exports(tiny_checkpoint, tmp_path, method):
+    data = write_task(tmp_path / "task.jsonl")
+    out = tmp_path / method
+    args = ["finetune", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out), "--method", method,
+            "--max-steps", "40", "--batch.batch_size", "4", "--batch.seq_len", "64", "--optim.lr", "1e-2",
+            "--schedule.warmup-steps", "2", "--no-progress", "--lora.r", "8", "--lora.target-modules", "q_proj", "v_proj",
+            "up_proj"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_loss"] < summary["first_loss"] * 0.7
+    final = load_checkpoint(out / "final").eval()
+    tokens = torch.tensor([[3, 4, 5, 6, 7]])
+    if method == "lora":
+        assert (out / "adapter" / "adapter_config.json").is_file()
+        assert summary["trainable_parameters"] < summary["parameters"] / 5
+        rebuilt = load_checkpoint(tiny_checkpoint).eval()
+        load_adapter(rebuilt, out / "adapter")
+        with torch.no_grad():
+            assert torch.allclose(final(tokens), rebuilt(tokens), atol=1e-4)
+    else:
+        assert summary["trainable_parameters"] == summary["parameters"]
