@@ -22,13 +22,14 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     },
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
     "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
+    "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) on pairs JSONL"),
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),
     "chat": ("llmkit.serve.commands:chat", "Chat with a checkpoint in the terminal (streamed)"),
 }
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
-RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune"}
+RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align"}
 
 
 def _usage(prefix: str, table: dict) -> str:

@@ -49,32 +49,45 @@ class FinetuneConfig(PretrainConfig):
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
 
-def run_finetune(cfg: FinetuneConfig) -> dict:
-    if not cfg.checkpoint or not cfg.data:
-        raise LlmkitError("--checkpoint DIR and --data FILE.jsonl are required")
-    if cfg.save_every and cfg.method == "lora":
+def load_tuned(cfg, tune: str):
+    """The checkpoint's model made ready to tune (LoRA-wrapped or all trainable), its tokenizer,
+    the (single-process) context, and the trainable/total parameter counts."""
+    if cfg.save_every and tune == "lora":
         raise LlmkitError("periodic checkpoints of LoRA runs are not supported yet; use --save-every 0")
     ctx = init_distributed(cfg.parallel, cfg.device)
     if ctx.distributed:
-        raise LlmkitError("llmkit finetune runs in one process for now; launch it without torchrun")
-    out, path = Path(cfg.out), Path(cfg.checkpoint)
+        raise LlmkitError("fine-tuning runs in one process for now; launch it without torchrun")
+    path = Path(cfg.checkpoint)
     tokenizer = Tokenizer.from_dir(path)
     torch.manual_seed(cfg.seed)
     model = load_checkpoint(path, device=ctx.device)
-    if cfg.method == "lora":
+    if tune == "lora":
         apply_lora(model, cfg.lora)
     trainable, total = trainable_parameters(model)
-    print(f"[finetune] {cfg.method}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
+    print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
+    return model, tokenizer, ctx, trainable, total
+
+
+def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
+    """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout)."""
+    if tune == "lora":
+        save_adapter(model, out / "adapter", base_model=str(base))
+        merge_lora(model)
+    export_model(trainer, out / "final", tokenizer)
+
+
+def run_finetune(cfg: FinetuneConfig) -> dict:
+    if not cfg.checkpoint or not cfg.data:
+        raise LlmkitError("--checkpoint DIR and --data FILE.jsonl are required")
+    model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.method)
+    out = Path(cfg.out)
     examples = sft_examples(tokenizer, read_conversations(cfg.data), cfg.batch.seq_len)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     loader = SFTLoader(examples, cfg.batch.batch_size, pad, cfg.seed)
     trainer = Trainer(model, CausalLM(), cfg, loader, ctx, out)
     started = time.perf_counter()
     state = trainer.fit()
-    if cfg.method == "lora":
-        save_adapter(model, out / "adapter", base_model=str(path))
-        merge_lora(model)
-    export_model(trainer, out / "final", tokenizer)
+    export_tuned(trainer, model, cfg.method, out, tokenizer, cfg.checkpoint)
     summary = {"method": cfg.method, "steps": state.step, "trainable_parameters": trainable,
                "parameters": total, "examples": len(examples), "first_loss": state.losses[0] if state.losses else None,
                "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
