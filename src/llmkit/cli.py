@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
     "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
     "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) on pairs JSONL"),
+    "merge": ("llmkit.finetune.commands:merge", "Fold a LoRA adapter into a checkpoint's weights"),
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),

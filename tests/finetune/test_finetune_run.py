@@ -42,3 +42,19 @@ def test_finetune_lowers_the_loss_and_exports(tiny_checkpoint, tmp_path, method)
             assert torch.allclose(final(tokens), rebuilt(tokens), atol=1e-4)
     else:
         assert summary["trainable_parameters"] == summary["parameters"]
+
+
+def test_merge_command_equals_the_run_s_merged_checkpoint(tiny_checkpoint, tmp_path):
+    data = write_task(tmp_path / "task.jsonl")
+    out = tmp_path / "run"
+    assert main(["finetune", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
+                 "--max-steps", "5", "--batch.batch_size", "4", "--batch.seq_len", "64", "--optim.lr", "1e-2",
+                 "--no-progress"]) == 0
+    assert main(["merge", "--checkpoint", str(tiny_checkpoint), "--adapter", str(out / "adapter"),
+                 "--out", str(tmp_path / "merged")]) == 0
+    tokens = torch.tensor([[3, 4, 5, 6, 7]])
+    with torch.no_grad():
+        a = load_checkpoint(tmp_path / "merged").eval()(tokens)
+        b = load_checkpoint(out / "final").eval()(tokens)
+    assert torch.allclose(a, b, atol=1e-5)
+    assert (tmp_path / "merged" / "tokenizer.json").is_file()

@@ -15,3 +15,26 @@ def align(args: list[str], prog: str) -> None:
     from llmkit.finetune.align import AlignConfig, run_align
 
     run_align(parse_with_config(AlignConfig, args, prog))
+
+
+def merge(checkpoint: str, adapter: str, out: str) -> None:
+    """Fold a LoRA adapter (PEFT's layout, from llmkit or peft) into CHECKPOINT's weights and save the
+    result as a plain HF-layout checkpoint with the tokenizer.
+
+    Args:
+        checkpoint: the base model's HF-layout checkpoint directory.
+        adapter: a directory with adapter_config.json and adapter_model.safetensors.
+        out: where to write the merged checkpoint.
+    """
+    from pathlib import Path
+
+    from llmkit.checkpoint import load_checkpoint, save_checkpoint
+    from llmkit.finetune.lora import load_adapter, merge_lora
+    from llmkit.tokenizer import Tokenizer
+
+    model = load_checkpoint(checkpoint)
+    load_adapter(model, adapter)
+    merge_lora(model)
+    tokenizer = Tokenizer.from_dir(checkpoint) if (Path(checkpoint) / "tokenizer.json").is_file() else None
+    save_checkpoint(model, out, tokenizer=tokenizer)
+    print(f"merged {adapter} into {checkpoint} -> {out}")
