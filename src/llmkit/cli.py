@@ -23,6 +23,9 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
     "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
     "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) on pairs JSONL"),
+    "reward": {
+        "train": ("llmkit.finetune.commands:reward_train", "Train a Bradley-Terry reward model on preference pairs"),
+    },
     "merge": ("llmkit.finetune.commands:merge", "Fold a LoRA adapter into a checkpoint's weights"),
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
@@ -30,7 +33,8 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "chat": ("llmkit.serve.commands:chat", "Chat with a checkpoint in the terminal (streamed)"),
 }
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
-RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align"}
+RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
+            "llmkit.finetune.commands:reward_train"}
 
 
 def _usage(prefix: str, table: dict) -> str:

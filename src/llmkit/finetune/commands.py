@@ -38,3 +38,10 @@ def merge(checkpoint: str, adapter: str, out: str) -> None:
     tokenizer = Tokenizer.from_dir(checkpoint) if (Path(checkpoint) / "tokenizer.json").is_file() else None
     save_checkpoint(model, out, tokenizer=tokenizer)
     print(f"merged {adapter} into {checkpoint} -> {out}")
+
+
+def reward_train(args: list[str], prog: str) -> None:
+    from llmkit.config import parse_with_config
+    from llmkit.finetune.reward_train import RewardConfig, run_reward
+
+    run_reward(parse_with_config(RewardConfig, args, prog))
