@@ -23,6 +23,7 @@ from llmkit.checkpoint.hf_config import hf_family
 from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir
+from llmkit.finetune.nf4 import NF4Linear
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -42,7 +43,7 @@ class LoraConfig:
 
 
 class LoRALinear(nn.Module):
-    def __init__(self, base: nn.Linear, cfg: LoraConfig):
+    def __init__(self, base: nn.Linear | NF4Linear, cfg: LoraConfig):
         super().__init__()
         self.base, self.scaling, self.merged = base, cfg.scaling, False
         self.lora_A = nn.Linear(base.in_features, cfg.r, bias=False, device=base.weight.device, dtype=base.weight.dtype)
@@ -65,6 +66,9 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
+        if not isinstance(self.base, nn.Linear):
+            raise LlmkitError("a QLoRA adapter cannot be merged into 4-bit weights; merge it into the "
+                              "full-precision checkpoint with `llmkit merge`")
         if not self.merged:
             self.base.weight += self.delta_weight().to(self.base.weight.dtype)
             self.merged = True
@@ -78,7 +82,8 @@ class LoRALinear(nn.Module):
 
 def _targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
     names = [name for name, module in model.named_modules()
-             if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in cfg.target_modules and name != "lm_head"]
+             if isinstance(module, (nn.Linear, NF4Linear)) and name.rsplit(".", 1)[-1] in cfg.target_modules
+             and name != "lm_head"]
     if not names:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise LlmkitError(f"no Linear module is named like {cfg.target_modules}; this model has {linear}")
@@ -155,6 +160,7 @@ def load_adapter(model: nn.Module, adapter_dir: str | Path) -> list[str]:
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts; 4-bit weights (buffers of NF4Linear) count in the total."""
     total = sum(p.numel() for p in model.parameters())
+    total += sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, NF4Linear))
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total

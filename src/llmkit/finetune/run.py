@@ -17,16 +17,18 @@ from typing import Literal
 
 import torch
 
-from llmkit.checkpoint import load_checkpoint
+from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
 from llmkit.finetune.lora import (
     LoraConfig,
     apply_lora,
+    load_adapter,
     merge_lora,
     save_adapter,
     trainable_parameters,
 )
+from llmkit.finetune.nf4 import quantize_model_nf4
 from llmkit.finetune.sft_data import SFTLoader, read_conversations, sft_examples
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model
@@ -43,7 +45,7 @@ class FinetuneConfig(PretrainConfig):
 
     checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
     out: str = "runs/finetune"
-    method: Literal["full", "lora"] = "lora"
+    method: Literal["full", "lora", "qlora"] = "lora"  # qlora: frozen base in NF4, LoRA on top
     lora: LoraConfig = field(default_factory=LoraConfig)
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
@@ -52,7 +54,7 @@ class FinetuneConfig(PretrainConfig):
 def load_tuned(cfg, tune: str):
     """The checkpoint's model made ready to tune (LoRA-wrapped or all trainable), its tokenizer,
     the (single-process) context, and the trainable/total parameter counts."""
-    if cfg.save_every and tune == "lora":
+    if cfg.save_every and tune in ("lora", "qlora"):
         raise LlmkitError("periodic checkpoints of LoRA runs are not supported yet; use --save-every 0")
     ctx = init_distributed(cfg.parallel, cfg.device)
     if ctx.distributed:
@@ -61,7 +63,9 @@ def load_tuned(cfg, tune: str):
     tokenizer = Tokenizer.from_dir(path)
     torch.manual_seed(cfg.seed)
     model = load_checkpoint(path, device=ctx.device)
-    if tune == "lora":
+    if tune == "qlora":
+        quantize_model_nf4(model)  # every Linear but the head; LoRA then wraps the targets
+    if tune in ("lora", "qlora"):
         apply_lora(model, cfg.lora)
     trainable, total = trainable_parameters(model)
     print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
@@ -69,9 +73,16 @@ def load_tuned(cfg, tune: str):
 
 
 def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
-    """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout)."""
-    if tune == "lora":
+    """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout). QLoRA's adapter is merged
+    into the full-precision base, which is what users serve."""
+    if tune in ("lora", "qlora"):
         save_adapter(model, out / "adapter", base_model=str(base))
+    if tune == "qlora":
+        full = load_checkpoint(base)
+        load_adapter(full, out / "adapter")
+        save_checkpoint(merge_lora(full), out / "final", tokenizer=tokenizer)
+        return
+    if tune == "lora":
         merge_lora(model)
     export_model(trainer, out / "final", tokenizer)
 
