@@ -100,3 +100,37 @@ def test_merge_lora_returns_plain_linears(base):
 def test_unknown_target_names_the_modules_there_are(base):
     with pytest.raises(LlmkitError, match="q_proj"):
         apply_lora(load_checkpoint(base), LoraConfig(target_modules=["query"]))
+
+
+def test_dora_starts_equal_merges_exactly_and_matches_peft_both_ways(base, tmp_path):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+
+    ours = load_checkpoint(base).eval()
+    with torch.no_grad():
+        before = ours(TOKENS)
+    apply_lora(ours, LoraConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], use_dora=True))
+    with torch.no_grad():
+        assert torch.allclose(ours(TOKENS), before, atol=1e-5)
+        randomise(ours)
+        for m in lora_modules(ours).values():
+            m.magnitude.mul_(1.1)
+        adapted = ours(TOKENS)
+        for m in lora_modules(ours).values():
+            m.merge()
+        assert torch.allclose(ours(TOKENS), adapted, atol=1e-5)
+        for m in lora_modules(ours).values():
+            m.unmerge()
+        assert torch.allclose(ours(TOKENS), adapted, atol=1e-5)
+    save_adapter(ours, tmp_path / "dora")
+    peft_model = PeftModel.from_pretrained(hf_tiny("llama"), tmp_path / "dora").eval()
+    with torch.no_grad():
+        assert torch.allclose(peft_model(input_ids=TOKENS).logits, adapted, atol=1e-4)
+
+    trained = get_peft_model(hf_tiny("llama"), PeftLoraConfig(r=4, lora_alpha=8, target_modules=["k_proj", "down_proj"],
+                                                               use_dora=True, init_lora_weights=False)).eval()
+    trained.save_pretrained(tmp_path / "peft_dora")
+    again = load_checkpoint(base).eval()
+    load_adapter(again, tmp_path / "peft_dora")
+    with torch.no_grad():
+        assert torch.allclose(again(TOKENS), trained(input_ids=TOKENS).logits, atol=1e-4)

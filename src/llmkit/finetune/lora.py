@@ -36,6 +36,7 @@ class LoraConfig:
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # Linear names, by suffix
     use_rslora: bool = False
+    use_dora: bool = False  # DoRA (arXiv 2402.09353): learn each output row's magnitude separately
 
     @property
     def scaling(self) -> float:
@@ -51,18 +52,29 @@ class LoRALinear(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))  # as PEFT does
         nn.init.zeros_(self.lora_B.weight)
+        self.magnitude = None
+        if cfg.use_dora:  # m starts at the row norms of W, so the wrapped layer starts equal to the base
+            self.magnitude = nn.Parameter(base.weight.detach().float().norm(dim=1).to(base.weight.dtype))
         base.weight.requires_grad_(False)
         if base.bias is not None:
             base.bias.requires_grad_(False)
 
-    def delta_weight(self) -> torch.Tensor:
+    def delta_weight(self) -> torch.Tensor:  # (out, in)
         return (self.lora_B.weight @ self.lora_A.weight) * self.scaling  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
         if self.merged:
-            return y
-        return y + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
+            return self.base(x)
+        update = self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
+        if self.magnitude is None:
+            return self.base(x) + update
+        # DoRA: y = m / ||W + s B A||_row * (W x + s B A x) + b, the norm treated as a constant (paper 4.3)
+        scale = self.magnitude / self._dora_norm().detach()  # (out,)
+        y = torch.nn.functional.linear(x, self.base.weight) * scale + update * scale
+        return y if self.base.bias is None else y + self.base.bias
+
+    def _dora_norm(self) -> torch.Tensor:
+        return (self.base.weight + self.delta_weight()).norm(dim=1)  # (out,)
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -70,13 +82,20 @@ class LoRALinear(nn.Module):
             raise LlmkitError("a QLoRA adapter cannot be merged into 4-bit weights; merge it into the "
                               "full-precision checkpoint with `llmkit merge`")
         if not self.merged:
-            self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+            if self.magnitude is not None:
+                self._merge_scale = self.magnitude / self._dora_norm()  # kept to undo the merge
+                self.base.weight.copy_((self.base.weight + self.delta_weight()) * self._merge_scale[:, None])
+            else:
+                self.base.weight += self.delta_weight().to(self.base.weight.dtype)
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
         if self.merged:
-            self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
+            if self.magnitude is not None:
+                self.base.weight.copy_(self.base.weight / self._merge_scale[:, None] - self.delta_weight())
+            else:
+                self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
             self.merged = False
 
 
@@ -125,8 +144,11 @@ def save_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") ->
         prefix = PEFT_PREFIX + hf_module_name(name, family)
         tensors[f"{prefix}.lora_A.weight"] = module.lora_A.weight.detach().contiguous().cpu()
         tensors[f"{prefix}.lora_B.weight"] = module.lora_B.weight.detach().contiguous().cpu()
+        if module.magnitude is not None:
+            tensors[f"{prefix}.lora_magnitude_vector"] = module.magnitude.detach().contiguous().cpu()
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.alpha,
               "lora_dropout": cfg.dropout, "target_modules": sorted(cfg.target_modules), "use_rslora": cfg.use_rslora,
+              "use_dora": cfg.use_dora,
               "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
               "init_lora_weights": True, "base_model_name_or_path": str(base_model)}
     with atomic_dir(out_dir) as tmp:
@@ -146,7 +168,8 @@ def load_adapter(model: nn.Module, adapter_dir: str | Path) -> list[str]:
     targets = raw["target_modules"]
     targets = [targets] if isinstance(targets, str) else list(targets)
     cfg = LoraConfig(r=raw["r"], alpha=raw["lora_alpha"], dropout=raw.get("lora_dropout", 0.0),
-                     target_modules=targets, use_rslora=raw.get("use_rslora", False))
+                     target_modules=targets, use_rslora=raw.get("use_rslora", False),
+                     use_dora=raw.get("use_dora", False))
     names = apply_lora(model, cfg)
     modules, family = lora_modules(model), hf_family(model.cfg)
     for key, tensor in load_file(str(path / ADAPTER_WEIGHTS)).items():
@@ -155,7 +178,9 @@ def load_adapter(model: nn.Module, adapter_dir: str | Path) -> list[str]:
         name = llmkit_module_name(hf_module, family)
         if name not in modules:
             raise LlmkitError(f"adapter tensor {key} targets {name}, which the adapter config does not wrap")
-        getattr(modules[name], f"lora_{leaf.split('.')[0]}").weight.data.copy_(tensor)
+        part = leaf.split(".")[0]  # A, B or magnitude_vector
+        target = modules[name].magnitude if part == "magnitude_vector" else getattr(modules[name], f"lora_{part}").weight
+        target.data.copy_(tensor.reshape(target.shape))
     return names
 
 
