@@ -20,20 +20,23 @@ def write_task(path, n=24):
     return path
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("method", ["lora", "full", "dora", "ia3"])
 def test_finetune_lowers_the_loss_and_exports(tiny_checkpoint, tmp_path, method):
     data = write_task(tmp_path / "task.jsonl")
     out = tmp_path / method
     args = ["finetune", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out), "--method", method,
-            "--max-steps", "40", "--batch.batch_size", "4", "--batch.seq_len", "64", "--optim.lr", "1e-2",
-            "--schedule.warmup-steps", "2", "--no-progress", "--lora.r", "8", "--lora.target-modules", "q_proj", "v_proj",
-            "up_proj"]
+            "--max-steps", "40", "--batch.batch_size", "4", "--batch.seq_len", "64",
+            "--optim.lr", "5e-2" if method == "ia3" else "1e-2", "--schedule.warmup-steps", "2", "--no-progress",
+            "--lora.r", "8", "--lora.target-modules", "q_proj", "v_proj", "up_proj"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["final_loss"] < summary["first_loss"] * 0.7
+    # (IA)^3 trains a few thousand scales, so it moves least in 40 steps
+    assert summary["final_loss"] < summary["first_loss"] * {"full": 0.5, "lora": 0.75, "dora": 0.75, "ia3": 0.95}[method]
     final = load_checkpoint(out / "final").eval()
     tokens = torch.tensor([[3, 4, 5, 6, 7]])
-    if method == "lora":
+    if method == "ia3":
+        assert json.loads((out / "adapter" / "adapter_config.json").read_text())["peft_type"] == "IA3"
+    if method in ("lora", "dora"):
         assert (out / "adapter" / "adapter_config.json").is_file()
         assert summary["trainable_parameters"] < summary["parameters"] / 5
         rebuilt = load_checkpoint(tiny_checkpoint).eval()

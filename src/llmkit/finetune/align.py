@@ -39,7 +39,7 @@ class AlignConfig(PretrainConfig):
     checkpoint: str = ""
     out: str = "runs/align"
     method: Literal["dpo", "ipo", "simpo", "orpo", "ppo", "grpo"] = "dpo"
-    tune: Literal["full", "lora", "qlora"] = "lora"
+    tune: Literal["full", "lora", "qlora", "dora", "ia3"] = "lora"
     lora: LoraConfig = field(default_factory=LoraConfig)
     beta: float = 0.1  # DPO/IPO/SimPO temperature
     gamma: float = 0.5  # SimPO target margin

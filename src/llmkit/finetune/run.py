@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
+from llmkit.finetune.ia3 import IA3Config, apply_ia3, merge_ia3, save_ia3_adapter
 from llmkit.finetune.lora import (
     LoraConfig,
     apply_lora,
@@ -45,8 +46,9 @@ class FinetuneConfig(PretrainConfig):
 
     checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
     out: str = "runs/finetune"
-    method: Literal["full", "lora", "qlora"] = "lora"  # qlora: frozen base in NF4, LoRA on top
+    method: Literal["full", "lora", "qlora", "dora", "ia3"] = "lora"  # qlora: frozen base in NF4, LoRA on top
     lora: LoraConfig = field(default_factory=LoraConfig)
+    ia3: IA3Config = field(default_factory=IA3Config)
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
@@ -54,7 +56,7 @@ class FinetuneConfig(PretrainConfig):
 def load_tuned(cfg, tune: str):
     """The checkpoint's model made ready to tune (LoRA-wrapped or all trainable), its tokenizer,
     the (single-process) context, and the trainable/total parameter counts."""
-    if cfg.save_every and tune in ("lora", "qlora"):
+    if cfg.save_every and tune != "full":
         raise LlmkitError("periodic checkpoints of LoRA runs are not supported yet; use --save-every 0")
     ctx = init_distributed(cfg.parallel, cfg.device)
     if ctx.distributed:
@@ -65,8 +67,10 @@ def load_tuned(cfg, tune: str):
     model = load_checkpoint(path, device=ctx.device)
     if tune == "qlora":
         quantize_model_nf4(model)  # every Linear but the head; LoRA then wraps the targets
-    if tune in ("lora", "qlora"):
-        apply_lora(model, cfg.lora)
+    if tune in ("lora", "qlora", "dora"):
+        apply_lora(model, replace(cfg.lora, use_dora=cfg.lora.use_dora or tune == "dora"))
+    elif tune == "ia3":
+        apply_ia3(model, getattr(cfg, "ia3", IA3Config()))
     trainable, total = trainable_parameters(model)
     print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
     return model, tokenizer, ctx, trainable, total
@@ -75,14 +79,17 @@ def load_tuned(cfg, tune: str):
 def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
     """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout). QLoRA's adapter is merged
     into the full-precision base, which is what users serve."""
-    if tune in ("lora", "qlora"):
+    if tune == "ia3":
+        save_ia3_adapter(model, out / "adapter")
+        merge_ia3(model)
+    if tune in ("lora", "qlora", "dora"):
         save_adapter(model, out / "adapter", base_model=str(base))
     if tune == "qlora":
         full = load_checkpoint(base)
         load_adapter(full, out / "adapter")
         save_checkpoint(merge_lora(full), out / "final", tokenizer=tokenizer)
         return
-    if tune == "lora":
+    if tune in ("lora", "dora"):
         merge_lora(model)
     export_model(trainer, out / "final", tokenizer)
 
