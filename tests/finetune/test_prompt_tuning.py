@@ -1,0 +1,52 @@
+import torch
+
+from llmkit.checkpoint import load_checkpoint
+from llmkit.finetune.lora import trainable_parameters
+from llmkit.finetune.prompt_tuning import (
+    apply_prompt_tuning,
+    load_prompt_adapter,
+    save_prompt_adapter,
+    soft_prompt,
+)
+from llmkit.train.objectives import CausalLM
+from tests.finetune.test_lora import TOKENS, base  # noqa: F401 - the shared fixture
+from tests.parity.hf_models import hf_tiny
+
+
+def test_soft_prompt_matches_peft_both_ways(base, tmp_path):  # noqa: F811
+    from peft import PeftModel, PromptTuningConfig, TaskType, get_peft_model
+
+    ours = load_checkpoint(base).eval()
+    trainable = apply_prompt_tuning(ours, n_virtual=4)
+    assert trainable_parameters(ours)[0] == trainable == 4 * ours.cfg.d_model
+    with torch.no_grad():
+        logits = ours(TOKENS)
+    assert logits.shape[1] == TOKENS.shape[1]  # virtual positions are dropped
+    save_prompt_adapter(ours, tmp_path / "prompt")
+    peft_model = PeftModel.from_pretrained(hf_tiny("llama"), tmp_path / "prompt").eval()
+    with torch.no_grad():
+        assert torch.allclose(peft_model(input_ids=TOKENS).logits[:, 4:], logits, atol=1e-4)
+
+    trained = get_peft_model(hf_tiny("llama"), PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=3)).eval()
+    trained.save_pretrained(tmp_path / "peft_prompt")
+    again = load_checkpoint(base).eval()
+    load_prompt_adapter(again, tmp_path / "peft_prompt")
+    with torch.no_grad():
+        assert torch.allclose(again(TOKENS), trained(input_ids=TOKENS).logits[:, 3:], atol=1e-4)
+
+
+def test_training_moves_only_the_prompt_and_lowers_the_loss(base):  # noqa: F811
+    model = load_checkpoint(base)
+    apply_prompt_tuning(model, n_virtual=8)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW([soft_prompt(model).prompt], lr=0.1)
+    task, tokens = CausalLM(), torch.tensor([[5, 9, 13, 2, 40, 41, 42, 7, 5, 9, 13, 2]])
+    losses = []
+    for _ in range(30):
+        total, count = task.loss(model, task.make_batch(tokens[:, :-1], tokens[:, 1:]))
+        (total / count).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append((total / count).item())
+    assert losses[-1] < losses[0] * 0.8
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
