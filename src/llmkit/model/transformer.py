@@ -74,8 +74,10 @@ class Transformer(Stack, LanguageModelHead):
     def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None) -> torch.Tensor:
         """Final-norm hidden states (B, T, C) for tokens (B, T)."""
         explicit_pos = pos is not None
-        x = self.tok_embeddings(tokens)  # (B, T, C); an embedding transform may add positions (soft prompts)
-        pos = pos if explicit_pos else default_positions(x[..., 0])
+        x = self.tok_embeddings(tokens)  # (B, T, C); (B, T/tp, C) under sequence parallelism
+        if not explicit_pos:
+            # An embedding transform may prepend positions (soft prompts): count what it returns.
+            pos = default_positions(x[..., 0] if x.shape[1] > tokens.shape[1] else tokens)
         added = self.positions.embed(pos)
         x = x if added is None else x + added.to(x.dtype)
         if self.cfg.arch != "prefix_decoder":
