@@ -1,4 +1,4 @@
-"""Prompt tuning (Lester et al., arXiv 2104.08691): n trained "virtual token" embeddings are put in
+"""Prompt tuning (Lester et al., arXiv 2104.08691) and P-tuning: n trained "virtual token" embeddings are put in
 front of every sequence while the whole model stays frozen. Done from outside the model by
 wrapping two modules: the token embedding (prepends the soft prompt) and the output head (drops
 the virtual positions, so logits line up with the real tokens and the usual targets).
@@ -34,6 +34,22 @@ class SoftPromptEmbedding(nn.Module):
         return torch.cat([self.prompt.expand(len(tokens), -1, -1), x], dim=1)  # (B, n + T, C)
 
 
+class PromptEncoderEmbedding(SoftPromptEmbedding):
+    """P-tuning (Liu et al., arXiv 2103.10385): the virtual tokens are produced by a small MLP over
+    trained seed embeddings instead of being trained directly, which the paper found more stable."""
+
+    def __init__(self, embed: nn.Embedding, n_virtual: int, hidden: int):
+        super().__init__(embed, n_virtual)
+        dim = embed.embedding_dim
+        kw = {"device": embed.weight.device, "dtype": embed.weight.dtype}
+        self.encoder = nn.Sequential(nn.Linear(dim, hidden, **kw), nn.ReLU(), nn.Linear(hidden, dim, **kw))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)  # (B, T, C)
+        prompt = self.encoder(self.prompt)  # (n, C)
+        return torch.cat([prompt.expand(len(tokens), -1, -1), x], dim=1)
+
+
 class DropVirtualPositions(nn.Module):
     def __init__(self, head: nn.Module, n_virtual: int):
         super().__init__()
@@ -56,6 +72,13 @@ def apply_prompt_tuning(model: nn.Module, n_virtual: int = 20, init_text_ids: li
     return n_virtual * model.cfg.d_model
 
 
+def apply_p_tuning(model: nn.Module, n_virtual: int = 20, hidden: int = 128) -> int:
+    """Like apply_prompt_tuning, with the virtual tokens produced by a prompt encoder (P-tuning)."""
+    apply_prompt_tuning(model, n_virtual)
+    model.tok_embeddings = PromptEncoderEmbedding(model.tok_embeddings.embed, n_virtual, hidden)
+    return sum(p.numel() for p in model.tok_embeddings.parameters() if p.requires_grad)
+
+
 def soft_prompt(model: nn.Module) -> SoftPromptEmbedding:
     if not isinstance(model.tok_embeddings, SoftPromptEmbedding):
         raise LlmkitError("this model has no soft prompt (apply_prompt_tuning first)")
@@ -63,7 +86,11 @@ def soft_prompt(model: nn.Module) -> SoftPromptEmbedding:
 
 
 def save_prompt_adapter(model: nn.Module, out_dir: str | Path) -> Path:
-    prompt = soft_prompt(model).prompt.detach().cpu().contiguous()
+    """The soft prompt (for P-tuning: the encoder's output, which is all inference needs)."""
+    embedding = soft_prompt(model)
+    with torch.no_grad():
+        prompt = embedding.encoder(embedding.prompt) if isinstance(embedding, PromptEncoderEmbedding) else embedding.prompt
+    prompt = prompt.detach().cpu().contiguous()
     cfg = model.cfg
     config = {"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": prompt.shape[0],
               "token_dim": cfg.d_model, "num_transformer_submodules": 1, "num_attention_heads": cfg.n_head,
