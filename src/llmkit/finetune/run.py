@@ -4,7 +4,9 @@ task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
 
     OUT/metrics.jsonl, OUT/loss_curve.png, OUT/summary.json
     OUT/final/       HF-layout checkpoint with the tokenizer (LoRA merged in), ready for generate/serve
-    OUT/adapter/     LoRA only: the adapter alone, in PEFT's layout
+    OUT/adapter/     LoRA, QLoRA, DoRA, (IA)^3: the adapter alone, in PEFT's layout
+    OUT/soft_prompt/ prompt, ptuning, full --with-soft-prompt: the soft prompt (PEFT's PROMPT_TUNING
+                     layout); prompt and ptuning leave the model unchanged and write no final/
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from llmkit.finetune.lora import (
     trainable_parameters,
 )
 from llmkit.finetune.nf4 import quantize_model_nf4
+from llmkit.finetune.prompt_tuning import (
+    SoftPromptEmbedding,
+    apply_p_tuning,
+    apply_prompt_tuning,
+    save_prompt_adapter,
+)
 from llmkit.finetune.sft_data import SFTLoader, read_conversations, sft_examples
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model
@@ -46,9 +54,12 @@ class FinetuneConfig(PretrainConfig):
 
     checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
     out: str = "runs/finetune"
-    method: Literal["full", "lora", "qlora", "dora", "ia3"] = "lora"  # qlora: frozen base in NF4, LoRA on top
+    # qlora: frozen base in NF4, LoRA on top; prompt / ptuning: frozen model, trained soft prompt
+    method: Literal["full", "lora", "qlora", "dora", "ia3", "prompt", "ptuning"] = "lora"
+    prompt_tokens: int = 20  # virtual tokens for prompt / ptuning; with --method full, 0 means none
     lora: LoraConfig = field(default_factory=LoraConfig)
     ia3: IA3Config = field(default_factory=IA3Config)
+    with_soft_prompt: bool = False  # --method full --with-soft-prompt: prompt + LM tuning
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
@@ -71,6 +82,12 @@ def load_tuned(cfg, tune: str):
         apply_lora(model, replace(cfg.lora, use_dora=cfg.lora.use_dora or tune == "dora"))
     elif tune == "ia3":
         apply_ia3(model, getattr(cfg, "ia3", IA3Config()))
+    elif tune in ("prompt", "ptuning"):
+        (apply_p_tuning if tune == "ptuning" else apply_prompt_tuning)(model, cfg.prompt_tokens)
+    elif tune == "full" and getattr(cfg, "prompt_tokens", 0) and getattr(cfg, "with_soft_prompt", False):
+        apply_prompt_tuning(model, cfg.prompt_tokens)  # prompt + LM tuning: everything trains
+        for p in model.parameters():
+            p.requires_grad_(True)
     trainable, total = trainable_parameters(model)
     print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
     return model, tokenizer, ctx, trainable, total
@@ -79,6 +96,11 @@ def load_tuned(cfg, tune: str):
 def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
     """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout). QLoRA's adapter is merged
     into the full-precision base, which is what users serve."""
+    if isinstance(model.tok_embeddings, SoftPromptEmbedding):
+        save_prompt_adapter(model, out / "soft_prompt")  # PEFT's PROMPT_TUNING layout
+        if tune in ("prompt", "ptuning"):
+            return  # the model itself did not change
+        model.tok_embeddings, model.lm_head = model.tok_embeddings.embed, model.lm_head.head
     if tune == "ia3":
         save_ia3_adapter(model, out / "adapter")
         merge_ia3(model)
@@ -111,6 +133,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
                "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
     plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    made = out / "final" if (out / "final").is_dir() else out / "soft_prompt"
     print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
-          f"model -> {out / 'final'}", flush=True)
+          f"-> {made}", flush=True)
     return summary
