@@ -51,9 +51,7 @@ def apply_bottleneck_adapters(model: nn.Module, cfg: BottleneckConfig) -> list[s
     if not names:
         raise LlmkitError(f"no Linear module is named like {cfg.target_modules}")
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, BottleneckAdapter(getattr(parent, child), cfg.bottleneck))
+        model.set_submodule(name, BottleneckAdapter(model.get_submodule(name), cfg.bottleneck))
     model.bottleneck_config = cfg
     return names
 

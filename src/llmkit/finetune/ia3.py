@@ -52,11 +52,6 @@ class IA3Linear(nn.Module):
         return self.base
 
 
-def _swap(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
-
-
 def apply_ia3(model: nn.Module, cfg: IA3Config) -> list[str]:
     for p in model.parameters():
         p.requires_grad_(False)
@@ -64,7 +59,8 @@ def apply_ia3(model: nn.Module, cfg: IA3Config) -> list[str]:
     if not names:
         raise LlmkitError(f"no Linear module is named like {cfg.target_modules}")
     for name in names:
-        _swap(model, name, IA3Linear(model.get_submodule(name), name.rsplit(".", 1)[-1] in cfg.feedforward_modules))
+        feedforward = name.rsplit(".", 1)[-1] in cfg.feedforward_modules
+        model.set_submodule(name, IA3Linear(model.get_submodule(name), feedforward))
     model.ia3_config = cfg
     return names
 
@@ -75,7 +71,7 @@ def ia3_modules(model: nn.Module) -> dict[str, IA3Linear]:
 
 def merge_ia3(model: nn.Module) -> nn.Module:
     for name, module in ia3_modules(model).items():
-        _swap(model, name, module.merged_linear())
+        model.set_submodule(name, module.merged_linear())
     return model
 
 

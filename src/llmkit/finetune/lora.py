@@ -115,9 +115,7 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
         p.requires_grad_(False)
     names = _targets(model, cfg)
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), cfg))
+        model.set_submodule(name, LoRALinear(model.get_submodule(name), cfg))
     model.lora_config = cfg
     return names
 
@@ -130,9 +128,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the plain Linear back (for export)."""
     for name, module in lora_modules(model).items():
         module.merge()
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, module.base)
+        model.set_submodule(name, module.base)
     return model
 
 

@@ -87,8 +87,6 @@ def quantize_model_nf4(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -
     swapped = 0
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] not in skip and module.weight.numel() % BLOCK == 0:
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, NF4Linear(module))
+            model.set_submodule(name, NF4Linear(module))
             swapped += 1
     return swapped
