@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from llmkit.finetune.datasets import ShuffledBatches
 from llmkit.train.task import IGNORE_INDEX
 
 RewardFn = Callable[[str, dict], float]  # (completion text, prompt record) -> reward
@@ -91,25 +92,8 @@ def _sequences(prompts: list[list[int]], completions: list[list[int]], pad: int)
     return tokens, targets
 
 
-class PromptLoader:
-    """Endless batches of prompt records (dicts), shuffled per epoch."""
+class PromptLoader(ShuffledBatches):
+    """Endless batches of prompt records (dicts), shuffled per epoch: (records, None)."""
 
     def __init__(self, records: list[dict], batch_size: int, seed: int = 0):
-        self.records, self.batch_size, self.seed, self.step = records, batch_size, seed, 0
-
-    def __next__(self) -> tuple[list[dict], None]:
-        import random
-
-        n, picked = len(self.records), []
-        for i in range(self.step * self.batch_size, (self.step + 1) * self.batch_size):
-            order = list(range(n))
-            random.Random(self.seed * 100_003 + i // n).shuffle(order)
-            picked.append(self.records[order[i % n]])
-        self.step += 1
-        return picked, None
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = state["step"]
+        super().__init__(records, batch_size, lambda picked: (picked, None), seed, "prompts")

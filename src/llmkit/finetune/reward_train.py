@@ -14,6 +14,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
+from llmkit.finetune.datasets import ShuffledBatches
 from llmkit.finetune.preference_data import encode_pair, read_preferences
 from llmkit.finetune.reward import (
     RewardModel,
@@ -36,24 +37,11 @@ class RewardConfig(PretrainConfig):
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4))
 
 
-class RewardLoader:
+class RewardLoader(ShuffledBatches):
+    """Endless shuffled batches of whole chosen/rejected sequences: ({...}, None)."""
+
     def __init__(self, pairs, batch_size: int, pad_id: int, seed: int):
-        self.pairs, self.batch_size, self.pad_id, self.seed, self.step = pairs, batch_size, pad_id, seed, 0
-
-    def __next__(self):
-        n, picked = len(self.pairs), []
-        for i in range(self.step * self.batch_size, (self.step + 1) * self.batch_size):
-            order = list(range(n))
-            random.Random(self.seed * 100_003 + i // n).shuffle(order)
-            picked.append(self.pairs[order[i % n]])
-        self.step += 1
-        return reward_batch(picked, self.pad_id), None
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = state["step"]
+        super().__init__(pairs, batch_size, lambda picked: (reward_batch(picked, pad_id), None), seed, "preference pairs")
 
 
 @torch.no_grad()

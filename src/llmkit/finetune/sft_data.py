@@ -9,32 +9,20 @@ end-of-turn marker are trained on; system and user turns and the assistant heade
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from llmkit.errors import LlmkitError
+from llmkit.finetune.datasets import ShuffledBatches, read_jsonl
 from llmkit.train.task import IGNORE_INDEX
 
 
 def read_conversations(path: str | Path) -> list[list[dict[str, str]]]:
     """Conversations from JSONL: {"messages": [{"role", "content"}, ...]} or
     {"instruction", "input"?, "output"} (Alpaca style: one user turn, one assistant turn)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LlmkitError(f"fine-tuning data {path} does not exist")
-    conversations = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LlmkitError(f"{path}:{number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
-        conversations.append(_conversation(record, f"{path}:{number}"))
+    conversations = [_conversation(record, where) for where, record in read_jsonl(path, "fine-tuning data")]
     if not conversations:
         raise LlmkitError(f"{path} holds no examples")
     return conversations
@@ -97,36 +85,12 @@ def sft_examples(tokenizer, conversations, max_len: int) -> list[SFTExample]:
     return examples
 
 
-class SFTLoader:
+class SFTLoader(ShuffledBatches):
     """Endless shuffled batches (inputs, targets) of the examples, right-padded to the longest in the
-    batch; targets are IGNORE_INDEX except where the next token is an assistant token. Its state is
-    the batch counter, so a resumed run continues with the next batch."""
+    batch; targets are IGNORE_INDEX except where the next token is an assistant token."""
 
     def __init__(self, examples: list[SFTExample], batch_size: int, pad_id: int, seed: int = 0):
-        if not examples:
-            raise LlmkitError("no fine-tuning examples")
-        self.examples, self.batch_size, self.pad_id, self.seed = examples, batch_size, pad_id, seed
-        self.step = 0
-
-    def _order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.examples)))
-        random.Random(self.seed * 100_003 + epoch).shuffle(order)
-        return order
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        start = self.step * self.batch_size
-        picked = [self._order(i // len(self.examples))[i % len(self.examples)] for i in range(start, start + self.batch_size)]
-        self.step += 1
-        return collate([self.examples[i] for i in picked], self.pad_id)
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = state["step"]
+        super().__init__(examples, batch_size, lambda picked: collate(picked, pad_id), seed, "fine-tuning examples")
 
 
 def collate(examples: list[SFTExample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
