@@ -10,8 +10,6 @@ positive, i.e. the model prefers the chosen answer.
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +19,10 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.finetune.lora import LoraConfig
-from llmkit.finetune.preference_data import (
-    PreferenceLoader,
-    encode_pair,
-    pair_batch,
-    read_preferences,
-)
+from llmkit.finetune.preference_data import PreferenceLoader, pair_batch, split_pairs
 from llmkit.finetune.preference_task import PreferenceTask
-from llmkit.finetune.run import export_tuned, load_tuned
+from llmkit.finetune.run import export_tuned, finish_run, load_tuned
 from llmkit.train.config import OptimConfig, PretrainConfig
-from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.trainer import Trainer
 
 
@@ -72,10 +64,7 @@ def run_align(cfg: AlignConfig) -> dict:
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)
-    pairs = [encode_pair(tokenizer, r, cfg.batch.seq_len) for r in read_preferences(cfg.data)]
-    random.Random(cfg.seed).shuffle(pairs)
-    n_held = int(len(pairs) * cfg.held_out)
-    held, train = pairs[:n_held], pairs[n_held:]
+    held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     task = PreferenceTask(cfg.method, model, cfg.beta, cfg.gamma, cfg.lam, cfg.label_smoothing)
     before = preference_accuracy(task, model, held, pad)
@@ -85,13 +74,9 @@ def run_align(cfg: AlignConfig) -> dict:
     state = trainer.fit()
     after = preference_accuracy(task, model, held, pad)
     export_tuned(trainer, model, cfg.tune, out, tokenizer, cfg.checkpoint)
-    summary = {"method": cfg.method, "tune": cfg.tune, "steps": state.step, "pairs_trained": len(train),
-               "pairs_held_out": len(held), "preference_accuracy_before": before, "preference_accuracy_after": after,
-               "trainable_parameters": trainable, "parameters": total,
-               "first_loss": state.losses[0] if state.losses else None,
-               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
-    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = finish_run(out, state, started, method=cfg.method, tune=cfg.tune, pairs_trained=len(train),
+                         pairs_held_out=len(held), preference_accuracy_before=before, preference_accuracy_after=after,
+                         trainable_parameters=trainable, parameters=total)
     print(f"[align] {cfg.method}: held-out preference accuracy {before:.0%} -> {after:.0%}; model -> {out / 'final'}",
           flush=True)
     return summary

@@ -4,6 +4,7 @@ after the prompt with the checkpoint's chat template; only response tokens carry
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def read_preferences(path: str | Path) -> list[dict]:
     if not records:
         raise LlmkitError(f"{path} holds no preference pairs")
     return records
+
+
+def split_pairs(tokenizer, path: str | Path, max_len: int, held_out: float, seed: int):
+    """(held-out pairs, training pairs): the file's pairs encoded, shuffled with `seed`, and the first
+    `held_out` share kept aside to measure accuracy."""
+    pairs = [encode_pair(tokenizer, r, max_len) for r in read_preferences(path)]
+    random.Random(seed).shuffle(pairs)
+    n_held = int(len(pairs) * held_out)
+    return pairs[:n_held], pairs[n_held:]
 
 
 def encode_pair(tokenizer, record: dict, max_len: int) -> PreferencePair:

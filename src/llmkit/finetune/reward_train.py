@@ -3,28 +3,23 @@ loop; reports pairwise accuracy (r(chosen) > r(rejected)) on held-out pairs befo
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from llmkit.checkpoint import load_checkpoint
-from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
 from llmkit.finetune.datasets import ShuffledBatches
-from llmkit.finetune.preference_data import encode_pair, read_preferences
+from llmkit.finetune.preference_data import split_pairs
 from llmkit.finetune.reward import (
     RewardModel,
     RewardTask,
     reward_batch,
     save_reward_model,
 )
-from llmkit.tokenizer import Tokenizer
+from llmkit.finetune.run import finish_run, load_tuned
 from llmkit.train.config import OptimConfig, PretrainConfig
-from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.trainer import Trainer
 
 
@@ -60,16 +55,9 @@ def pairwise_accuracy(model: RewardModel, pairs, pad_id: int, batch_size: int = 
 def run_reward(cfg: RewardConfig) -> dict:
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
-    ctx = init_distributed(cfg.parallel, cfg.device)
-    if ctx.distributed:
-        raise LlmkitError("reward training runs in one process for now; launch it without torchrun")
-    tokenizer = Tokenizer.from_dir(cfg.checkpoint)
-    torch.manual_seed(cfg.seed)
-    model = RewardModel(load_checkpoint(cfg.checkpoint, device=ctx.device))
-    pairs = [encode_pair(tokenizer, r, cfg.batch.seq_len) for r in read_preferences(cfg.data)]
-    random.Random(cfg.seed).shuffle(pairs)
-    n_held = int(len(pairs) * cfg.held_out)
-    held, train = pairs[:n_held], pairs[n_held:]
+    body, tokenizer, ctx, _, _ = load_tuned(cfg, "full")
+    model = RewardModel(body)
+    held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     before = pairwise_accuracy(model, held, pad)
     out = Path(cfg.out)
@@ -78,11 +66,7 @@ def run_reward(cfg: RewardConfig) -> dict:
     state = trainer.fit()
     after = pairwise_accuracy(model, held, pad)
     save_reward_model(model, out / "final", tokenizer)
-    summary = {"steps": state.step, "pairs_trained": len(train), "pairs_held_out": len(held),
-               "pairwise_accuracy_before": before, "pairwise_accuracy_after": after,
-               "first_loss": state.losses[0] if state.losses else None,
-               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
-    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = finish_run(out, state, started, pairs_trained=len(train), pairs_held_out=len(held),
+                         pairwise_accuracy_before=before, pairwise_accuracy_after=after)
     print(f"[reward] held-out pairwise accuracy {before:.0%} -> {after:.0%}; reward model -> {out / 'final'}", flush=True)
     return summary

@@ -11,7 +11,6 @@ task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
+from llmkit.fileio import write_json
 from llmkit.finetune.ia3 import IA3Config, apply_ia3, merge_ia3, save_ia3_adapter
 from llmkit.finetune.lora import (
     LoraConfig,
@@ -116,6 +116,16 @@ def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> 
     export_model(trainer, out / "final", tokenizer)
 
 
+def finish_run(out: Path, state, started: float, **fields) -> dict:
+    """The run's summary (fields + steps, first/final loss, seconds), written atomically to
+    OUT/summary.json with the loss curve beside it."""
+    summary = {**fields, "steps": state.step, "first_loss": state.losses[0] if state.losses else None,
+               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
+    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
 def run_finetune(cfg: FinetuneConfig) -> dict:
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data FILE.jsonl are required")
@@ -128,11 +138,8 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     started = time.perf_counter()
     state = trainer.fit()
     export_tuned(trainer, model, cfg.method, out, tokenizer, cfg.checkpoint)
-    summary = {"method": cfg.method, "steps": state.step, "trainable_parameters": trainable,
-               "parameters": total, "examples": len(examples), "first_loss": state.losses[0] if state.losses else None,
-               "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
-    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = finish_run(out, state, started, method=cfg.method, trainable_parameters=trainable, parameters=total,
+                         examples=len(examples))
     made = out / "final" if (out / "final").is_dir() else out / "soft_prompt"
     print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
           f"-> {made}", flush=True)
