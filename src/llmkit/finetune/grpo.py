@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 
 from llmkit.finetune.datasets import ShuffledBatches
+from llmkit.finetune.preference_losses import token_logprobs
 from llmkit.train.task import IGNORE_INDEX
 
 RewardFn = Callable[[str, dict], float]  # (completion text, prompt record) -> reward
@@ -65,18 +66,13 @@ class GRPOTask:
     def loss(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         targets = batch["completion_targets"]
         keep = (targets != IGNORE_INDEX).float()  # (N, T)
-        logp = _token_logprobs(model(batch["tokens"]), targets)  # (N, T)
+        logp = token_logprobs(model(batch["tokens"]), targets)  # (N, T)
         with torch.no_grad():
-            ref = _token_logprobs(self.reference(batch["tokens"]), targets)
+            ref = token_logprobs(self.reference(batch["tokens"]), targets)
         kl = torch.exp(ref - logp) - (ref - logp) - 1  # k3 estimator, >= 0
         per_token = -batch["advantages"][:, None] * logp + self.beta * kl
         per_sequence = (per_token * keep).sum(1) / keep.sum(1).clamp(min=1)
         return per_sequence.sum(), len(per_sequence)
-
-
-def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits.float(), dim=-1)  # (N, T, V)
-    return logp.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # (N, T)
 
 
 def _sequences(prompts: list[list[int]], completions: list[list[int]], pad: int):

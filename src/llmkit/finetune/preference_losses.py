@@ -21,13 +21,17 @@ from torch.nn import functional as F
 from llmkit.train.task import IGNORE_INDEX
 
 
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) per position (B, T); logits (B, T, V); ignored targets give an arbitrary value."""
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    return logp.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # (B, T)
+
+
 def sequence_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probability (B,) of the target tokens != IGNORE_INDEX, and their count (B,).
     logits (B, T, V) predict targets (B, T)."""
     keep = targets != IGNORE_INDEX
-    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    picked = logp.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # (B, T)
-    return (picked * keep).sum(-1), keep.sum(-1)
+    return (token_logprobs(logits, targets) * keep).sum(-1), keep.sum(-1)
 
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float = 0.1,

@@ -13,6 +13,7 @@ prefetched. Hooks are attached from outside the model; the model code is unchang
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import defaultdict
@@ -83,7 +84,7 @@ class LayerStreamer:
         by_file = defaultdict(list)
         for file, key in self.sources[i]:
             by_file[file].append(key)
-        context = torch.cuda.stream(self.copy_stream) if self.copy_stream is not None else _nothing()
+        context = torch.cuda.stream(self.copy_stream) if self.copy_stream is not None else contextlib.nullcontext()
         with context:
             for file, keys in by_file.items():
                 with safe_open(str(file), framework="pt") as handle:
@@ -141,14 +142,6 @@ class LayerStreamer:
     def _count_resident(self) -> None:
         """Blocks holding memory: in place, or loaded/being loaded by the prefetcher."""
         self.stats.max_resident_blocks = max(self.stats.max_resident_blocks, len(self.resident) + len(self.pending))
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def load_streaming(checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32,

@@ -77,7 +77,8 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
         return model(ids, pos=pos, cache=caches[model])[0]  # (T, V)
 
     p_next = token_distribution(feed(target, prompt, 0)[-1], sampling)
-    feed(draft, prompt[:-1], 0) if len(prompt) > 1 else None
+    if len(prompt) > 1:
+        feed(draft, prompt[:-1], 0)
     draft_pending, n = [prompt[-1]], len(prompt)  # draft_pending: tokens the draft has not seen yet
     first = int(torch.multinomial(p_next, 1, generator=generator))
     pending = first  # the newest token: in neither cache yet, at position n

@@ -177,10 +177,7 @@ async def _answer(state: ServerState, prompts: list[list[int]], params: Sampling
 async def _merged(state: ServerState, prompts: list[list[int]], params: SamplingParams) -> AsyncIterator[tuple[int, Completion]]:
     """Updates of every prompt's completions as (choice index, Completion), timing TTFT and ITL."""
     arrival = time.perf_counter()
-    if len(prompts) == 1:
-        streams = [state.engine.stream(prompts[0], params)]
-    else:
-        streams = [state.engine.stream(p, params) for p in prompts]
+    streams = [state.engine.stream(p, params) for p in prompts]
     inbox: asyncio.Queue = asyncio.Queue()
     last_token: dict[int, float] = {}
 
