@@ -13,15 +13,13 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.dist.context import init_distributed
-from llmkit.infer.generate import generate_ids
 from llmkit.infer.beam_search import beam_search
+from llmkit.infer.generate import generate_ids
 from llmkit.infer.offload import load_streaming
 from llmkit.infer.sampling import SamplingConfig
 from llmkit.infer.speculative import speculative_generate
-from llmkit.infer.tensor_parallel import launched_world_size, shard_for_inference
+from llmkit.infer.tensor_parallel import inference_context, launched_world_size, shard_for_inference
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.config import ParallelConfig
 
 
 class LLM:
@@ -39,9 +37,9 @@ class LLM:
         if offload:
             model, _ = load_streaming(path, device=device, dtype=dtype)
         elif launched_world_size() > 1:  # under torchrun: one shard of every block per rank
-            device = str(init_distributed(ParallelConfig(tp=launched_world_size(), dp_shard=1), device).device)
-            model = load_checkpoint(path, device=device, dtype=dtype)
-            shard_for_inference(model, device)
+            ctx = inference_context(device)
+            model = load_checkpoint(path, device=ctx.device, dtype=dtype)
+            shard_for_inference(model, ctx)
         else:
             model = load_checkpoint(path, device=device, dtype=dtype)
         if compile:

@@ -19,10 +19,12 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def shard_for_inference(model: nn.Module, device: str = "auto") -> DistContext:
-    """Split `model` across the torchrun world in place (a no-op for one process)."""
-    world = launched_world_size()
-    ctx = init_distributed(ParallelConfig(tp=world, dp_shard=1), device)
-    if world > 1:
+def inference_context(device: str = "auto") -> DistContext:
+    """The torchrun world as one tensor-parallel group (one process: a plain context)."""
+    return init_distributed(ParallelConfig(tp=launched_world_size(), dp_shard=1), device)
+
+
+def shard_for_inference(model: nn.Module, ctx: DistContext) -> None:
+    """Split `model` across the context's tensor-parallel group in place (a no-op for one process)."""
+    if ctx.distributed:
         apply_tensor_parallel(model, ctx.mesh["tp"])
-    return ctx
