@@ -136,45 +136,43 @@ class Engine:
         rows = [RowState(self.tracked[r].params, self.tracked[r].generator, self.tracked[r].request.prompt_ids,
                          self.tracked[r].request.output_ids) for r in rids]
         sampled = sample(torch.stack([logits[r] for r in rids]), rows) if rids else []
-        new_tokens, finished, outputs = {}, {}, []
+        new_tokens, finished, texts = {}, {}, {}
         for rid, choice in zip(rids, sampled, strict=True):
-            reason = self._finish_reason(self.tracked[rid], choice.token)
-            if reason != "stop" or choice.token not in self._stop_tokens(self.tracked[rid].params):
-                new_tokens[rid] = choice.token
-            if choice.logprob is not None and rid in new_tokens:
-                self.tracked[rid].logprobs.append({"token": choice.token, "logprob": choice.logprob,
-                                                   "top": choice.top_logprobs})
+            t = self.tracked[rid]
+            if choice.token in self._stop_tokens(t.params):
+                finished[rid] = "stop"  # the stop token itself is not part of the output
+                continue
+            new_tokens[rid] = choice.token
+            if choice.logprob is not None:
+                t.logprobs.append({"token": choice.token, "logprob": choice.logprob, "top": choice.top_logprobs})
+            if self.tokenizer is not None:  # decoded once: for stop strings and for the report
+                texts[rid] = self.tokenizer.decode(t.request.output_ids + [choice.token])
+            reason = self._finish_reason(t, texts.get(rid))
             if reason:
                 finished[rid] = reason
         self.stats["generated_tokens"] += len(new_tokens)
         self.scheduler.update(plan.num_tokens, new_tokens, set(finished))
-        for rid in rids:
-            outputs.append(self._report(rid, new_tokens.get(rid), finished.get(rid)))
-        return outputs
+        return [self._report(rid, new_tokens.get(rid), finished.get(rid), texts.get(rid)) for rid in rids]
 
     def _stop_tokens(self, params: SamplingParams) -> set[int]:
         return set(params.stop_token_ids) | (set() if params.ignore_eos else self.stop_ids)
 
-    def _finish_reason(self, t: _Tracked, token: int) -> str | None:
-        if token in self._stop_tokens(t.params):
-            return "stop"
+    def _finish_reason(self, t: _Tracked, text: str | None) -> str | None:
+        """After a token was appended: "length" at the token budget, "stop" on a stop string."""
         if len(t.request.output_ids) + 1 >= t.request.max_tokens:
             return "length"
-        if t.params.stop and self.tokenizer is not None:
-            text = self.tokenizer.decode(t.request.output_ids + [token])
-            if any(s in text[-(len(s) + 16):] for s in t.params.stop):
-                return "stop"
+        if t.params.stop and text is not None and any(s in text[-(len(s) + 16):] for s in t.params.stop):
+            return "stop"
         return None
 
-    def _report(self, rid: str, token: int | None, reason: str | None) -> Completion:
+    def _report(self, rid: str, token: int | None, reason: str | None, text: str | None) -> Completion:
         t = self.tracked[rid]
         if reason is not None:
             del self.tracked[rid]
-        text, delta_ids = t.text, [] if token is None else [token]
-        if self.tokenizer is not None:
-            text = _cut_at_stop(self.tokenizer.decode(t.request.output_ids), t.params.stop)
-        t.text = text
-        return Completion(t.parent, t.index, list(t.request.output_ids), delta_ids, text, reason is not None,
+        if text is not None:
+            t.text = _cut_at_stop(text, t.params.stop)
+        delta_ids = [] if token is None else [token]
+        return Completion(t.parent, t.index, list(t.request.output_ids), delta_ids, t.text, reason is not None,
                           reason, list(t.logprobs), len(t.request.prompt_ids))
 
     # -- blocking API ---------------------------------------------------------------------------
