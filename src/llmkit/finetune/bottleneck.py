@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
+from llmkit.finetune.targets import freeze_and_select
 
 WEIGHTS_FILE = "bottleneck_adapters.safetensors"
 
@@ -45,11 +46,7 @@ class BottleneckAdapter(nn.Module):
 
 
 def apply_bottleneck_adapters(model: nn.Module, cfg: BottleneckConfig) -> list[str]:
-    for p in model.parameters():
-        p.requires_grad_(False)
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in cfg.target_modules]
-    if not names:
-        raise LlmkitError(f"no Linear module is named like {cfg.target_modules}")
+    names = freeze_and_select(model, cfg.target_modules)
     for name in names:
         model.set_submodule(name, BottleneckAdapter(model.get_submodule(name), cfg.bottleneck))
     model.bottleneck_config = cfg

@@ -18,6 +18,7 @@ from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir
 from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX
+from llmkit.finetune.targets import freeze_and_select
 
 
 @dataclass
@@ -53,11 +54,7 @@ class IA3Linear(nn.Module):
 
 
 def apply_ia3(model: nn.Module, cfg: IA3Config) -> list[str]:
-    for p in model.parameters():
-        p.requires_grad_(False)
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in cfg.target_modules]
-    if not names:
-        raise LlmkitError(f"no Linear module is named like {cfg.target_modules}")
+    names = freeze_and_select(model, cfg.target_modules)
     for name in names:
         feedforward = name.rsplit(".", 1)[-1] in cfg.feedforward_modules
         model.set_submodule(name, IA3Linear(model.get_submodule(name), feedforward))

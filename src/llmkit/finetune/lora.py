@@ -24,6 +24,7 @@ from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir
 from llmkit.finetune.nf4 import NF4Linear
+from llmkit.finetune.targets import freeze_and_select
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
@@ -99,21 +100,9 @@ class LoRALinear(nn.Module):
             self.merged = False
 
 
-def _targets(model: nn.Module, cfg: LoraConfig) -> list[str]:
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, (nn.Linear, NF4Linear)) and name.rsplit(".", 1)[-1] in cfg.target_modules
-             and name != "lm_head"]
-    if not names:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise LlmkitError(f"no Linear module is named like {cfg.target_modules}; this model has {linear}")
-    return names
-
-
 def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
     """Freeze the model and wrap the target Linears; returns the wrapped module names."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    names = _targets(model, cfg)
+    names = freeze_and_select(model, cfg.target_modules, (nn.Linear, NF4Linear), exclude=("lm_head",))
     for name in names:
         model.set_submodule(name, LoRALinear(model.get_submodule(name), cfg))
     model.lora_config = cfg
