@@ -8,7 +8,7 @@ from llmkit.finetune.bottleneck import (
     save_bottleneck_adapters,
 )
 from llmkit.finetune.lora import trainable_parameters
-from llmkit.train.objectives import CausalLM
+from tests.finetune.helpers import train_trainable
 from tests.finetune.test_lora import TOKENS, base  # noqa: F401 - the shared fixture
 
 
@@ -23,14 +23,7 @@ def test_adapters_start_neutral_train_alone_and_round_trip(base, tmp_path):  # n
     trainable, total = trainable_parameters(model)
     assert trainable == len(names) * (2 * 8 * model.cfg.d_model + 8 + model.cfg.d_model)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    task, losses = CausalLM(), []
-    for _ in range(20):
-        total_loss, count = task.loss(model, task.make_batch(TOKENS[:, :-1], TOKENS[:, 1:]))
-        (total_loss / count).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append((total_loss / count).item())
+    losses = train_trainable(model, TOKENS, steps=20, lr=1e-2)
     assert losses[-1] < losses[0] * 0.7
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
     save_bottleneck_adapters(model, tmp_path / "adapters")

@@ -8,9 +8,11 @@ from llmkit.finetune.prompt_tuning import (
     save_prompt_adapter,
     soft_prompt,
 )
-from llmkit.train.objectives import CausalLM
+from tests.finetune.helpers import train_trainable
 from tests.finetune.test_lora import TOKENS, base  # noqa: F401 - the shared fixture
 from tests.parity.hf_models import hf_tiny
+
+SEQUENCE = torch.tensor([[5, 9, 13, 2, 40, 41, 42, 7, 5, 9, 13, 2]])
 
 
 def test_soft_prompt_matches_peft_both_ways(base, tmp_path):  # noqa: F811
@@ -39,15 +41,8 @@ def test_training_moves_only_the_prompt_and_lowers_the_loss(base):  # noqa: F811
     model = load_checkpoint(base)
     apply_prompt_tuning(model, n_virtual=8)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    optimizer = torch.optim.AdamW([soft_prompt(model).prompt], lr=0.1)
-    task, tokens = CausalLM(), torch.tensor([[5, 9, 13, 2, 40, 41, 42, 7, 5, 9, 13, 2]])
-    losses = []
-    for _ in range(30):
-        total, count = task.loss(model, task.make_batch(tokens[:, :-1], tokens[:, 1:]))
-        (total / count).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append((total / count).item())
+    assert [p for p in model.parameters() if p.requires_grad] == [soft_prompt(model).prompt]
+    losses = train_trainable(model, SEQUENCE, steps=30, lr=0.1)
     assert losses[-1] < losses[0] * 0.8
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
 
@@ -58,18 +53,10 @@ def test_p_tuning_trains_the_encoder_and_exports_plain_prompt_vectors(base, tmp_
     model = load_checkpoint(base)
     trainable = apply_p_tuning(model, n_virtual=4, hidden=32)
     assert trainable_parameters(model)[0] == trainable == 4 * 64 + (64 * 32 + 32) + (32 * 64 + 64)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    task, tokens = CausalLM(), torch.tensor([[5, 9, 13, 2, 40, 41, 42, 7, 5, 9, 13, 2]])
-    losses = []
-    for _ in range(30):
-        total, count = task.loss(model, task.make_batch(tokens[:, :-1], tokens[:, 1:]))
-        (total / count).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append((total / count).item())
+    losses = train_trainable(model, SEQUENCE, steps=30, lr=1e-2)
     assert losses[-1] < losses[0] * 0.8
     save_prompt_adapter(model, tmp_path / "p")  # the encoded vectors: a plain prompt-tuning adapter
     plain = load_checkpoint(base).eval()
     load_prompt_adapter(plain, tmp_path / "p")
     with torch.no_grad():
-        assert torch.allclose(plain(tokens), model.eval()(tokens), atol=1e-5)
+        assert torch.allclose(plain(SEQUENCE), model.eval()(SEQUENCE), atol=1e-5)
