@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from llmkit.checkpoint.hf_config import hf_family
 from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
-from llmkit.fileio import atomic_dir
-from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX
+from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX, write_peft_adapter
 from llmkit.finetune.targets import freeze_and_select
 
 
@@ -82,10 +81,7 @@ def save_ia3_adapter(model: nn.Module, out_dir: str | Path) -> Path:
     config = {"peft_type": "IA3", "task_type": "CAUSAL_LM", "target_modules": sorted(cfg.target_modules),
               "feedforward_modules": sorted(cfg.feedforward_modules), "fan_in_fan_out": False,
               "init_ia3_weights": True, "inference_mode": True, "modules_to_save": None}
-    with atomic_dir(out_dir) as tmp:
-        save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
-    return Path(out_dir)
+    return write_peft_adapter(out_dir, tensors, config)
 
 
 def load_ia3_adapter(model: nn.Module, adapter_dir: str | Path) -> list[str]:

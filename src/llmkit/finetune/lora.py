@@ -136,6 +136,11 @@ def save_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") ->
               "use_dora": cfg.use_dora,
               "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
               "init_lora_weights": True, "base_model_name_or_path": str(base_model)}
+    return write_peft_adapter(out_dir, tensors, config)
+
+
+def write_peft_adapter(out_dir: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """An adapter directory in PEFT's layout (weights + config), appearing whole or not at all."""
     with atomic_dir(out_dir) as tmp:
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from llmkit.errors import LlmkitError
-from llmkit.fileio import atomic_dir
-from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, write_peft_adapter
 
 
 class SoftPromptEmbedding(nn.Module):
@@ -95,10 +94,7 @@ def save_prompt_adapter(model: nn.Module, out_dir: str | Path) -> Path:
     config = {"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": prompt.shape[0],
               "token_dim": cfg.d_model, "num_transformer_submodules": 1, "num_attention_heads": cfg.n_head,
               "num_layers": cfg.n_layer, "prompt_tuning_init": "RANDOM", "inference_mode": True}
-    with atomic_dir(out_dir) as tmp:
-        save_file({"prompt_embeddings": prompt}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
-    return Path(out_dir)
+    return write_peft_adapter(out_dir, {"prompt_embeddings": prompt}, config)
 
 
 def load_prompt_adapter(model: nn.Module, adapter_dir: str | Path) -> None:

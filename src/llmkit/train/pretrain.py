@@ -16,6 +16,7 @@ from llmkit.data.loader import TokenDataset, TokenLoader
 from llmkit.dist.context import DistContext, init_distributed
 from llmkit.dist.parallelize import parallelize
 from llmkit.errors import LlmkitError
+from llmkit.fileio import write_json
 from llmkit.model import ModelConfig, build_model, count_parameters, named_config
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model, load_training_checkpoint, save_training_checkpoint
@@ -115,6 +116,6 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
                **final_eval}
     if ctx.is_main:
         plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "summary.json", summary)  # atomic, like every other output
         announce(f"done: {state.step} steps, final loss {summary['final_loss']:.4f}; model -> {out / 'final'}")
     return summary
