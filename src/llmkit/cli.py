@@ -22,7 +22,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     },
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
     "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
-    "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) on pairs JSONL"),
+    "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) or RL (PPO, GRPO)"),
     "reward": {
         "train": ("llmkit.finetune.commands:reward_train", "Train a Bradley-Terry reward model on preference pairs"),
     },
@@ -35,6 +35,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
             "llmkit.finetune.commands:reward_train"}
+NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align"}
 
 
 def _usage(prefix: str, table: dict) -> str:
@@ -76,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
     function = getattr(importlib.import_module(module_name), function_name)
     try:
-        if target in RAW_ARGS:
+        if target in NEEDS_ROLLOUTS:  # the CLI wires the inference layer's sampler into the RL tasks
+            from llmkit.infer.rollout import sample_completions
+
+            function(rest, prog, generate=sample_completions)
+        elif target in RAW_ARGS:
             function(rest, prog)
         else:
             tyro.cli(function, args=rest, prog=prog)

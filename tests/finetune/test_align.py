@@ -36,8 +36,8 @@ def test_alignment_raises_held_out_preference_accuracy(tiny_checkpoint, tmp_path
     assert (out / "final" / "model.safetensors").is_file() and (out / "adapter" / "adapter_config.json").is_file()
 
 
-def test_rl_methods_are_reported_as_not_yet_available(tiny_checkpoint, tmp_path):
-    with pytest.raises(LlmkitError, match="not implemented yet"):
+def test_rl_methods_need_a_generation_function(tiny_checkpoint, tmp_path):
+    with pytest.raises(LlmkitError, match="needs a generation function"):
         from llmkit.finetune.align import AlignConfig, run_align
 
         run_align(AlignConfig(checkpoint=str(tiny_checkpoint), data=str(write_prefs(tmp_path / "p.jsonl")), method="ppo"))

@@ -6,21 +6,11 @@ from llmkit.checkpoint import load_checkpoint
 from llmkit.dist.context import DistContext
 from llmkit.finetune.grpo import GRPOTask, PromptLoader
 from llmkit.finetune.lora import LoraConfig, apply_lora
-from llmkit.infer import generate_ids
-from llmkit.infer.sampling import SamplingConfig
+from llmkit.infer.rollout import sample_completions as rollout
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.config import OptimConfig, PretrainConfig, ScheduleConfig
 from llmkit.train.trainer import Trainer
-
-
-def rollout(model, prompts, max_new_tokens, temperature, seed, stop_ids, pad):
-    return generate_ids(model, prompts, max_new_tokens, SamplingConfig(temperature=temperature, seed=seed), stop_ids, pad)
-
-
-def share_of_e(completion: str, record: dict) -> float:
-    """Verifiable: the share of the letter 'e' among the completion's letters."""
-    letters = [c for c in completion if c.isalpha()]
-    return sum(c == "e" for c in letters) / len(letters) if letters else 0.0
+from tests.finetune.test_rl import share_of_e
 
 
 def test_grpo_raises_mean_reward(tiny_checkpoint, tmp_path):

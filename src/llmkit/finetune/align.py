@@ -1,4 +1,5 @@
-"""`llmkit align`: preference optimisation (DPO, IPO, SimPO, ORPO) on the one training loop.
+"""`llmkit align`: preference optimisation (DPO, IPO, SimPO, ORPO) on the one training loop; the RL
+methods (PPO, GRPO) are in llmkit.finetune.rl_run.
 
 A held-out share of the pairs measures preference accuracy before and after: the fraction of
 pairs whose implicit reward margin (the method's own: beta-scaled log-ratio difference for
@@ -37,6 +38,15 @@ class AlignConfig(PretrainConfig):
     gamma: float = 0.5  # SimPO target margin
     lam: float = 0.1  # ORPO weight of the odds-ratio term
     label_smoothing: float = 0.0  # conservative DPO
+    # ppo / grpo: prompts JSONL; reward from a reward model dir, else the named reward function
+    reward_model: str = ""
+    reward_fn: str = "exact_match"  # exact_match, contains_answer, answer_prefix, safe_response, module:function
+    max_new_tokens: int = 32  # rollout length
+    temperature: float = 1.0  # rollout sampling temperature
+    group_size: int = 4  # grpo: completions per prompt
+    kl_coef: float = 0.05  # ppo: per-token KL penalty; grpo: weight of the k3 KL term
+    clip: float = 0.2  # ppo: ratio clip
+    ppo_epochs: int = 2  # ppo: optimiser steps per rollout
     held_out: float = 0.1  # share of pairs kept out of training to measure preference accuracy
     max_steps: int = 100
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5))
@@ -58,9 +68,14 @@ def preference_accuracy(task: PreferenceTask, model, pairs, pad_id: int, batch_s
     return wins / len(pairs)
 
 
-def run_align(cfg: AlignConfig) -> dict:
+def run_align(cfg: AlignConfig, generate=None) -> dict:
+    """`generate` (llmkit.infer.rollout.sample_completions) is needed by ppo and grpo only."""
     if cfg.method in ("ppo", "grpo"):
-        raise LlmkitError(f"--method {cfg.method} is not implemented yet; use dpo, ipo, simpo or orpo")
+        from llmkit.finetune.rl_run import run_rl
+
+        if not cfg.checkpoint or not cfg.data:
+            raise LlmkitError("--checkpoint DIR and --data prompts.jsonl are required")
+        return run_rl(cfg, generate)
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)

@@ -10,11 +10,12 @@ def finetune(args: list[str], prog: str) -> None:
     run_finetune(parse_with_config(FinetuneConfig, args, prog))
 
 
-def align(args: list[str], prog: str) -> None:
+def align(args: list[str], prog: str, generate=None) -> None:
+    """`generate` is the inference layer's rollout function, handed in by llmkit.cli (it sits above this layer)."""
     from llmkit.config import parse_with_config
     from llmkit.finetune.align import AlignConfig, run_align
 
-    run_align(parse_with_config(AlignConfig, args, prog))
+    run_align(parse_with_config(AlignConfig, args, prog), generate)
 
 
 def merge(checkpoint: str, adapter: str, out: str) -> None:
