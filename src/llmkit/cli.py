@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "prepare": ("llmkit.data.commands:prepare", "Curate a corpus into token shards or clean JSONL"),
         "steps": ("llmkit.data.commands:steps", "List the curation steps and their options"),
         "train-classifier": ("llmkit.data.commands:train_classifier", "Train the quality classifier step's model"),
+        "tasks": ("llmkit.data.commands:tasks", "Write a built-in synthetic task set (recall, arithmetic, safety...)"),
     },
     "tokenizer": {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),

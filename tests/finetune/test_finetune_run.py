@@ -77,3 +77,18 @@ def test_prompt_learning_variants(tiny_checkpoint, tmp_path, method, extra):
     assert summary["final_loss"] < summary["first_loss"] * (0.9 if method == "full" else 0.99)
     assert (out / "soft_prompt" / "adapter_config.json").is_file()
     assert (out / "final").is_dir() == (method == "full")
+
+
+@pytest.mark.parametrize("method,lr,files", [("adapter", "3e-2", "adapter/bottleneck_adapters.safetensors"),
+                                              ("prefix", "5e-2", "prefix/prefix_tuning.safetensors")])
+def test_unfoldable_adapters_from_the_cli(tiny_checkpoint, tmp_path, method, lr, files):
+    """Houlsby adapters and prefix tuning train from `llmkit finetune` and save beside (not into) the model."""
+    data = write_task(tmp_path / "task.jsonl")
+    out = tmp_path / method
+    assert main(["finetune", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out),
+                 "--method", method, "--prompt-tokens", "8", "--max-steps", "30", "--batch.batch_size", "4",
+                 "--batch.seq_len", "64", "--optim.lr", lr, "--schedule.warmup-steps", "2", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_loss"] < summary["first_loss"] * 0.95, summary
+    assert (out / files).is_file() and not (out / "final").exists()
+    assert summary["trainable_parameters"] < summary["parameters"] * 0.2

@@ -5,7 +5,7 @@ import json
 
 from llmkit.cli import main
 from llmkit.eval.safety import refusal_rates
-from llmkit.finetune.safety import (
+from llmkit.data.safety_sets import (
     REFUSAL,
     SAFETY_PREPROMPT,
     context_distillation_records,

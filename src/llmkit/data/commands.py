@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Literal
 
+from tyro.conf import Positional
+
 
 def prepare(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
             tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
@@ -35,7 +37,8 @@ def prepare(input: list[str], out: str, config: str | None = None, steps: str | 
         keep_work: keep the intermediate OUT/.work directory after success.
     """
     from llmkit.config import load_yaml, merge_settings
-    from llmkit.data.pipeline import PrepareConfig, prepare as run_prepare
+    from llmkit.data.pipeline import PrepareConfig
+    from llmkit.data.pipeline import prepare as run_prepare
 
     flags = dict(workers=workers, tokenizer=tokenizer, vocab_size=vocab_size, decontaminate=decontaminate,
                  text_field=text_field, executor=executor, unit_mb=unit_mb, rejected=rejected, steps=steps)
@@ -108,3 +111,32 @@ def train_classifier(positive: list[str], negative: list[str], out: str, text_fi
     accuracy = sum(s >= 0.5 for s in model.score(pos)) + sum(s < 0.5 for s in model.score(neg))
     print(f"trained on {len(pos)} positive and {len(neg)} negative documents; "
           f"training accuracy {accuracy / (len(pos) + len(neg)):.3f}; saved to {out}")
+
+
+def tasks(name: Positional[Literal["recall", "arithmetic", "copy", "sort", "safety"]], out: str, train: int = 1000,
+          test: int = 100, seed: int = 0) -> None:
+    """Write a built-in synthetic task set (no download) for fine-tuning and alignment.
+
+    recall/arithmetic/copy/sort write OUT/train.jsonl and OUT/test.jsonl (records with prompt, answer
+    and chat messages: SFT data, RL prompts, exact-match sets) and OUT/preferences_{train,test}.jsonl
+    (the correct answer chosen over a wrong one). safety writes the three Llama-2 safety sets:
+    sft.jsonl (refusals mixed with help), preferences.jsonl, rl_prompts.jsonl (with "harmful" flags
+    for --reward-fn safe_response) and held-out harmful/benign prompts.
+
+    Args:
+        name: which task.
+        out: output directory.
+        train: training examples (ignored by safety, which is fixed-size).
+        test: test examples (ignored by safety).
+        seed: generation seed.
+    """
+    if name == "safety":
+        from llmkit.data.safety_sets import write_safety_sets
+
+        paths = write_safety_sets(out, seed)
+    else:
+        from llmkit.data.synthetic_tasks import write_task
+
+        paths = write_task(name, out, train, test, seed)
+    for split, path in paths.items():
+        print(f"{split:>20}: {path}")

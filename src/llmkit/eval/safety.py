@@ -3,7 +3,8 @@ benign look-alikes (over-refusal). Before/after numbers for safety tuning."""
 
 from __future__ import annotations
 
-from llmkit.finetune.safety import is_refusal
+from llmkit.data.safety_sets import is_refusal
+from llmkit.eval.replies import chat_replies
 
 
 def refusal_rates(llm, harmful: list[str], benign: list[str], max_new_tokens: int = 24) -> dict[str, float]:
@@ -15,16 +16,3 @@ def refusal_rates(llm, harmful: list[str], benign: list[str], max_new_tokens: in
         return sum(map(is_refusal, replies)) / len(replies)
 
     return {"refusal_rate": rate(harmful), "over_refusal_rate": rate(benign)}
-
-
-def chat_replies(llm, prompts: list[str], max_new_tokens: int, system: str | None = None) -> list[str]:
-    from llmkit.infer.generate import generate_ids
-
-    tokenizer = llm.tokenizer
-    ids = []
-    for prompt in prompts:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        ids.append(tokenizer.encode(tokenizer.apply_chat_template(messages, add_generation_prompt=True),
-                                    add_special_tokens=False))
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    return [tokenizer.decode(out) for out in generate_ids(llm.model, ids, max_new_tokens, stop_ids=llm.stop_ids, pad_id=pad)]

@@ -7,6 +7,9 @@ task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
     OUT/adapter/     LoRA, QLoRA, DoRA, (IA)^3: the adapter alone, in PEFT's layout
     OUT/soft_prompt/ prompt, ptuning, full --with-soft-prompt: the soft prompt (PEFT's PROMPT_TUNING
                      layout); prompt and ptuning leave the model unchanged and write no final/
+    OUT/adapter/     adapter (Houlsby bottleneck adapters) and OUT/prefix/ (prefix tuning): these cannot be
+                     folded into the weights, so no final/; load them onto the base model
+                     (llmkit.finetune.bottleneck.load_bottleneck_adapters, .prefix_tuning.load_prefix)
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.dist.context import init_distributed
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
+from llmkit.finetune.bottleneck import (
+    BottleneckConfig,
+    apply_bottleneck_adapters,
+    save_bottleneck_adapters,
+)
 from llmkit.finetune.ia3 import IA3Config, apply_ia3, merge_ia3, save_ia3_adapter
 from llmkit.finetune.lora import (
     LoraConfig,
@@ -32,6 +40,7 @@ from llmkit.finetune.lora import (
     trainable_parameters,
 )
 from llmkit.finetune.nf4 import quantize_model_nf4
+from llmkit.finetune.prefix_tuning import apply_prefix_tuning, save_prefix
 from llmkit.finetune.prompt_tuning import (
     SoftPromptEmbedding,
     apply_p_tuning,
@@ -55,10 +64,12 @@ class FinetuneConfig(PretrainConfig):
     checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
     out: str = "runs/finetune"
     # qlora: frozen base in NF4, LoRA on top; prompt / ptuning: frozen model, trained soft prompt
-    method: Literal["full", "lora", "qlora", "dora", "ia3", "prompt", "ptuning"] = "lora"
-    prompt_tokens: int = 20  # virtual tokens for prompt / ptuning; with --method full, 0 means none
+    # adapter: Houlsby bottleneck adapters; prefix: per-layer trained key/value prefixes
+    method: Literal["full", "lora", "qlora", "dora", "ia3", "adapter", "prefix", "prompt", "ptuning"] = "lora"
+    prompt_tokens: int = 20  # virtual tokens for prefix / prompt / ptuning; with --method full, 0 means none
     lora: LoraConfig = field(default_factory=LoraConfig)
     ia3: IA3Config = field(default_factory=IA3Config)
+    adapter: BottleneckConfig = field(default_factory=BottleneckConfig)
     with_soft_prompt: bool = False  # --method full --with-soft-prompt: prompt + LM tuning
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
@@ -82,6 +93,10 @@ def load_tuned(cfg, tune: str):
         apply_lora(model, replace(cfg.lora, use_dora=cfg.lora.use_dora or tune == "dora"))
     elif tune == "ia3":
         apply_ia3(model, getattr(cfg, "ia3", IA3Config()))
+    elif tune == "adapter":
+        apply_bottleneck_adapters(model, getattr(cfg, "adapter", BottleneckConfig()))
+    elif tune == "prefix":
+        apply_prefix_tuning(model, cfg.prompt_tokens)
     elif tune in ("prompt", "ptuning"):
         (apply_p_tuning if tune == "ptuning" else apply_prompt_tuning)(model, cfg.prompt_tokens)
     elif tune == "full" and getattr(cfg, "prompt_tokens", 0) and getattr(cfg, "with_soft_prompt", False):
@@ -101,6 +116,9 @@ def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> 
         if tune in ("prompt", "ptuning"):
             return  # the model itself did not change
         model.tok_embeddings, model.lm_head = model.tok_embeddings.embed, model.lm_head.head
+    if tune in ("adapter", "prefix"):
+        (save_bottleneck_adapters if tune == "adapter" else save_prefix)(model, out / tune)
+        return  # not foldable into the weights
     if tune == "ia3":
         save_ia3_adapter(model, out / "adapter")
         merge_ia3(model)
@@ -140,7 +158,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     export_tuned(trainer, model, cfg.method, out, tokenizer, cfg.checkpoint)
     summary = finish_run(out, state, started, method=cfg.method, trainable_parameters=trainable, parameters=total,
                          examples=len(examples))
-    made = out / "final" if (out / "final").is_dir() else out / "soft_prompt"
+    made = next(out / d for d in ("final", "adapter", "prefix", "soft_prompt") if (out / d).is_dir())
     print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
           f"-> {made}", flush=True)
     return summary

@@ -11,7 +11,7 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.finetune.rollouts import RewardFn
-from llmkit.finetune.safety import is_refusal
+from llmkit.data.safety_sets import is_refusal
 
 
 def _answer(record: dict) -> str:

@@ -13,8 +13,12 @@ on a tiny model; users bring their own red-team and helpfulness data in the same
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from pathlib import Path
+
+from llmkit.fileio import atomic_write_text
 
 HARMFUL_TOPICS = ["a weapon", "a bomb", "poison", "malware", "a fake passport", "stolen cards"]
 BENIGN_TOPICS = ["a cake", "a kite", "soup", "a website", "a birdhouse", "paper cards"]
@@ -67,3 +71,19 @@ def context_distillation_records(generate: Callable[[list[list[dict]]], list[str
     answers = generate([[{"role": "system", "content": preprompt}, {"role": "user", "content": p}] for p in prompts])
     return [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
             for p, a in zip(prompts, answers, strict=True)]
+
+
+def write_safety_sets(out: str | Path, seed: int = 0) -> dict[str, Path]:
+    """The built-in safety sets as JSONL under OUT (see `llmkit data tasks safety`)."""
+    split, out = split_prompts(seed), Path(out)
+    rl = [{"prompt": p, "harmful": True} for p, _ in split["train_harmful"]]
+    rl += [{"prompt": p, "harmful": False} for p, _ in split["train_benign"]]
+    sets = {"sft": safety_sft_records(split), "preferences": safety_preference_records(split), "rl_prompts": rl,
+            "distill_prompts": [{"prompt": p} for p, _ in split["train_harmful"] + split["train_benign"]],
+            "held_harmful": [{"prompt": p} for p, _ in split["held_harmful"]],
+            "held_benign": [{"prompt": p} for p, _ in split["held_benign"]]}
+    paths = {}
+    for name, records in sets.items():
+        paths[name] = out / f"{name}.jsonl"
+        atomic_write_text(paths[name], "".join(json.dumps(r) + "\n" for r in records))
+    return paths
