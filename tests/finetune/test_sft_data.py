@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.finetune.sft_data import (
@@ -60,3 +61,32 @@ def test_loader_resumes_at_the_next_batch(tiny_tokenizer):
     b = SFTLoader(examples, batch_size=2, pad_id=0, seed=1)
     b.load_state_dict({"step": 3})
     assert all((x == y).all() for x, y in zip(next(b), batches[3]))
+
+
+def test_packed_rows_give_each_conversation_exactly_its_unpacked_loss(tiny_checkpoint):
+    """Per-document masks and restarted positions: packing changes nothing but the padding."""
+    from llmkit.checkpoint import load_checkpoint
+    from llmkit.finetune.sft_data import (
+        collate,
+        collate_packed,
+        pack_examples,
+        sft_examples,
+    )
+    from llmkit.tokenizer import Tokenizer
+    from llmkit.train.objectives import CausalLM, PackedCausalLM
+
+    tokenizer = Tokenizer.from_dir(tiny_checkpoint)
+    model = load_checkpoint(tiny_checkpoint).eval()
+    chats = [[{"role": "user", "content": f"Say {w} {i}"}, {"role": "assistant", "content": f"{w} " * (i + 1)}]
+             for i, w in enumerate(["fox", "dog", "list", "file", "item"])]
+    examples = sft_examples(tokenizer, chats, max_len=200)
+    rows = pack_examples(examples, row_len=3 * max(len(e.ids) for e in examples))
+    assert len(rows) < len(examples) and sum(map(len, rows)) == len(examples)
+    packed_inputs, packed_targets = collate_packed(rows, pad_id=0)
+    task = PackedCausalLM()
+    with torch.no_grad():
+        packed, count = task.loss(model, task.make_batch(packed_inputs, packed_targets))
+        separate = [CausalLM().loss(model, CausalLM().make_batch(*collate([e], 0))) for e in examples]
+    assert count == sum(c for _, c in separate)
+    assert torch.allclose(packed, sum(loss for loss, _ in separate), rtol=1e-5)
+    assert (packed_inputs["segments"] >= -1).all() and packed_inputs["pos"].max() < max(len(e.ids) for e in examples)

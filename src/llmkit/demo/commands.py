@@ -5,8 +5,10 @@ from __future__ import annotations
 
 def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "mini-llama",
          vocab_size: int = 4096, seq_len: int = 256, batch_size: int = 16, minutes: float = 3.0,
-         max_steps: int = 2000, lr: float = 2e-3, seed: int = 0, progress: bool = True) -> None:
-    """Run the model lifecycle end to end on a CPU: corpus, tokenizer, pre-training, checkpoint, samples.
+         max_steps: int = 2000, lr: float = 2e-3, sft_steps: int = 300, dpo_steps: int = 150, seed: int = 0,
+         progress: bool = True) -> None:
+    """Run the model lifecycle end to end on a CPU: corpus, tokenizer, pre-training, samples, SFT (LoRA),
+    DPO, and one request to the OpenAI-compatible server.
 
     With no --input it uses the built-in corpus: Python's own documentation (pydoc topics and
     standard-library docstrings), already on every machine. Outputs go under OUT.
@@ -21,11 +23,14 @@ def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "m
         minutes: wall-clock budget for pre-training.
         max_steps: step budget for pre-training (whichever budget ends first).
         lr: peak learning rate (warmup, then cosine decay).
+        sft_steps: LoRA fine-tuning steps on the built-in copy task.
+        dpo_steps: DPO steps on the built-in recall preference pairs.
         seed: seed for initialisation, batches and sampling.
         progress: show progress bars.
     """
     from llmkit.demo.lifecycle import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=out, input=input, model=model, vocab_size=vocab_size, seq_len=seq_len,
-                        batch_size=batch_size, minutes=minutes, max_steps=max_steps, lr=lr, seed=seed,
+                        batch_size=batch_size, minutes=minutes, max_steps=max_steps, lr=lr, sft_steps=sft_steps,
+                        dpo_steps=dpo_steps, seed=seed,
                         progress=progress))

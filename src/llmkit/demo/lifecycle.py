@@ -1,12 +1,15 @@
 """The main job, `llmkit demo`: the model lifecycle on a CPU, writing everything under one
-directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples -> one chat
-request to the OpenAI-compatible server.
+directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples -> SFT (LoRA)
+-> DPO -> one chat request to the OpenAI-compatible server, answered by the aligned model.
 
     runs/demo/
       corpus.jsonl        the documents used (built-in corpus or --input files)
       data/               `llmkit data prepare` output: stats.json, rejected/, tokenizer/, token shards
       pretrain/           `llmkit pretrain` output: metrics.jsonl, loss_curve.png, final/ (HF layout + tokenizer)
       samples.md          greedy and sampled completions
+      tasks/              the built-in copy and recall task sets (`llmkit data tasks`)
+      sft/                `llmkit finetune --method lora` output on the copy task: adapter/, final/
+      dpo/                `llmkit align --method dpo` output on the recall preferences: final/
       summary.json        what ran, how long, the losses, the served chat reply
 """
 
@@ -23,6 +26,7 @@ import torch
 from llmkit.data.corpus import default_corpus, read_text_documents
 from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
+from llmkit.demo.tuning import run_dpo_stage, run_sft_stage
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer.llm import LLM
 from llmkit.model import named_config
@@ -30,7 +34,7 @@ from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig, Schedul
 from llmkit.train.pretrain import run_pretrain
 
 PROMPTS = ["The list", "Return the", "This module provides", "If the file"]
-CHAT_QUESTION = "What does the list method append do?"
+CHAT_QUESTION = "Repeat: lamp river bird"  # a copy-task prompt the fine-tuned model never saw
 # Curation for documentation prose: Gopher bounds relaxed for short docstrings, and no C4 rules
 # (they target web pages: they would drop most docstrings for code lines and curly braces).
 CURATION_STEPS = [
@@ -52,6 +56,8 @@ class DemoConfig:
     lr: float = 2e-3
     seed: int = 0
     max_new_tokens: int = 48
+    sft_steps: int = 300
+    dpo_steps: int = 150
     progress: bool = True
 
 
@@ -79,7 +85,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     samples = _sample(llm, cfg)
     atomic_write_text(out / "samples.md", samples)
     print(samples)
-    served = _serve_one_chat(llm, out / "pretrain" / "final", cfg)
+    sft = run_sft_stage(out / "pretrain" / "final", out, cfg.sft_steps, cfg.seed, cfg.progress)
+    dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
+    served = _serve_one_chat(LLM.load(out / "dpo" / "final"), out / "dpo" / "final", cfg)
     summary = {
         "config": asdict(cfg), "documents": len(docs), "documents_kept": stats["docs_out"],
         "train_tokens": len(train_data),
@@ -87,7 +95,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "first_loss": result["first_loss"], "final_loss": result["final_loss"],
         "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
         "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
-        "served_chat": served,
+        "sft": sft, "dpo": dpo, "served_chat": served,
         "total_seconds": time.perf_counter() - started,
     }
     write_json(out / "summary.json", summary)
@@ -129,8 +137,8 @@ def _sample(llm: LLM, cfg: DemoConfig) -> str:
 
 
 def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
-    """Start the OpenAI-compatible server on the demo model (on a free loopback port), send one chat
-    request with the `openai` client, print the reply, stop the server."""
+    """Start the OpenAI-compatible server on the aligned demo model (on a free loopback port), send one
+    chat request with the `openai` client, print the reply, stop the server."""
     import openai
 
     from llmkit.serve.server import BackgroundServer, build_state
@@ -140,11 +148,8 @@ def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
         log(f"serving the demo model at {url}/v1; asking it one chat question with the openai client")
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed")
         started = time.perf_counter()
-        # A pre-trained model has never seen a chat turn; sampling with a frequency penalty keeps it
-        # from looping on newlines. (Fine-tuning is what makes it answer.)
         reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": CHAT_QUESTION}],
-                                               max_tokens=cfg.max_new_tokens, temperature=0.8, top_p=0.95,
-                                               frequency_penalty=0.8, seed=cfg.seed)
+                                               max_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
         seconds = time.perf_counter() - started
     text = reply.choices[0].message.content
     print(f"chat> {CHAT_QUESTION}\nreply> {' '.join(text.split()) or '(only whitespace)'}\n")
@@ -155,8 +160,8 @@ def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
 def _report(out: Path, summary: dict) -> None:
     log(f"done in {summary['total_seconds']:.0f}s. Outputs in {out.resolve()}:")
     for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "pretrain/metrics.jsonl",
-                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "summary.json"):
+                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "sft/final/", "dpo/final/", "summary.json"):
         print(f"  {out / name}")
     print(f"try: llmkit generate --checkpoint {out / 'pretrain' / 'final'} --prompt \"Return the\" --max-new-tokens 40")
-    print(f"     llmkit serve --checkpoint {out / 'pretrain' / 'final'}   # then any OpenAI client on http://127.0.0.1:8000/v1")
-    print(f"     llmkit chat --checkpoint {out / 'pretrain' / 'final'}")
+    print(f"     llmkit serve --checkpoint {out / 'dpo' / 'final'}   # then any OpenAI client on http://127.0.0.1:8000/v1")
+    print(f"     llmkit chat --checkpoint {out / 'dpo' / 'final'}   # try: Repeat: sun ship bell")

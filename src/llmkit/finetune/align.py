@@ -53,19 +53,23 @@ class AlignConfig(PretrainConfig):
 
 
 @torch.no_grad()
-def preference_accuracy(task: PreferenceTask, model, pairs, pad_id: int, batch_size: int = 16) -> float:
-    """Share of pairs with a positive implicit reward margin."""
+def preference_accuracy(task: PreferenceTask, model, pairs, pad_id: int, batch_size: int = 16) -> dict[str, float]:
+    """{"margin": share of pairs with a positive implicit reward margin (the method's own; exactly 0 for
+    DPO/IPO before training, when policy = reference), "likelihood": share where the model gives the
+    chosen answer the higher log-probability (comparable before and after)}."""
     if not pairs:
-        return float("nan")
+        return {"margin": float("nan"), "likelihood": float("nan")}
     was_training = model.training
     model.eval()
-    wins = 0
+    margin_wins = likelihood_wins = 0
     for i in range(0, len(pairs), batch_size):
         batch = task.make_batch(pair_batch(pairs[i:i + batch_size], pad_id))
         task.loss(model, batch)
-        wins += int((task.last_margins > 0).sum())
+        margin_wins += int((task.last_margins > 0).sum())
+        scores = task.sequence_scores(model, batch)
+        likelihood_wins += int((scores["chosen"] > scores["rejected"]).sum())
     model.train(was_training)
-    return wins / len(pairs)
+    return {"margin": margin_wins / len(pairs), "likelihood": likelihood_wins / len(pairs)}
 
 
 def run_align(cfg: AlignConfig, generate=None) -> dict:
@@ -90,8 +94,11 @@ def run_align(cfg: AlignConfig, generate=None) -> dict:
     after = preference_accuracy(task, model, held, pad)
     export_tuned(trainer, model, cfg.tune, out, tokenizer, cfg.checkpoint)
     summary = finish_run(out, state, started, method=cfg.method, tune=cfg.tune, pairs_trained=len(train),
-                         pairs_held_out=len(held), preference_accuracy_before=before, preference_accuracy_after=after,
+                         pairs_held_out=len(held), preference_accuracy_before=before["margin"],
+                         preference_accuracy_after=after["margin"], likelihood_preference_before=before["likelihood"],
+                         likelihood_preference_after=after["likelihood"],
                          trainable_parameters=trainable, parameters=total)
-    print(f"[align] {cfg.method}: held-out preference accuracy {before:.0%} -> {after:.0%}; model -> {out / 'final'}",
-          flush=True)
+    print(f"[align] {cfg.method}: held-out preference accuracy (reward margin > 0) {before['margin']:.0%} -> "
+          f"{after['margin']:.0%}; chosen more likely than rejected {before['likelihood']:.0%} -> "
+          f"{after['likelihood']:.0%}; model -> {out / 'final'}", flush=True)
     return summary

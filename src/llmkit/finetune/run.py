@@ -47,12 +47,17 @@ from llmkit.finetune.prompt_tuning import (
     apply_prompt_tuning,
     save_prompt_adapter,
 )
-from llmkit.finetune.sft_data import SFTLoader, read_conversations, sft_examples
+from llmkit.finetune.sft_data import (
+    PackedSFTLoader,
+    SFTLoader,
+    read_conversations,
+    sft_examples,
+)
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model
 from llmkit.train.config import OptimConfig, PretrainConfig
 from llmkit.train.metrics import plot_loss_curve
-from llmkit.train.objectives import CausalLM
+from llmkit.train.objectives import CausalLM, PackedCausalLM
 from llmkit.train.trainer import Trainer
 
 
@@ -71,6 +76,7 @@ class FinetuneConfig(PretrainConfig):
     ia3: IA3Config = field(default_factory=IA3Config)
     adapter: BottleneckConfig = field(default_factory=BottleneckConfig)
     with_soft_prompt: bool = False  # --method full --with-soft-prompt: prompt + LM tuning
+    pack: bool = False  # pack several conversations per row, attention kept within each (decoder models)
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
@@ -151,8 +157,13 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     out = Path(cfg.out)
     examples = sft_examples(tokenizer, read_conversations(cfg.data), cfg.batch.seq_len)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    loader = SFTLoader(examples, cfg.batch.batch_size, pad, cfg.seed)
-    trainer = Trainer(model, CausalLM(), cfg, loader, ctx, out)
+    if cfg.pack:
+        loader, task = PackedSFTLoader(examples, cfg.batch.seq_len, cfg.batch.batch_size, pad, cfg.seed), PackedCausalLM()
+        print(f"[finetune] packed {len(examples)} examples into {len(loader.items)} rows of {cfg.batch.seq_len} tokens",
+              flush=True)
+    else:
+        loader, task = SFTLoader(examples, cfg.batch.batch_size, pad, cfg.seed), CausalLM()
+    trainer = Trainer(model, task, cfg, loader, ctx, out)
     started = time.perf_counter()
     state = trainer.fit()
     export_tuned(trainer, model, cfg.method, out, tokenizer, cfg.checkpoint)

@@ -9,6 +9,7 @@ end-of-turn marker are trained on; system and user turns and the assistant heade
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +105,51 @@ def collate(examples: list[SFTExample], pad_id: int) -> tuple[torch.Tensor, torc
         keep = torch.tensor(e.trained[1:])
         targets[row, :n] = labels.masked_fill(~keep, IGNORE_INDEX)
     return inputs, targets  # (B, T), (B, T)
+
+
+def pack_examples(examples: list[SFTExample], row_len: int) -> list[list[SFTExample]]:
+    """First-fit packing of examples (in the given order) into rows of at most row_len + 1 tokens."""
+    rows: list[list[SFTExample]] = []
+    room: list[int] = []
+    for e in examples:
+        need = len(e.ids)
+        slot = next((i for i, free in enumerate(room) if free >= need), None)
+        if slot is None:
+            rows.append([])
+            room.append(row_len + 1)
+            slot = len(rows) - 1
+        rows[slot].append(e)
+        room[slot] -= need
+    return rows
+
+
+def collate_packed(row_groups: list[list[SFTExample]], pad_id: int) -> tuple[dict, torch.Tensor]:
+    """Packed rows ({"tokens", "pos", "segments"}, targets), all (B, T): each example's positions start
+    at 0 and its segment id keeps attention inside it; padding is a segment of its own (-1)."""
+    width = max(sum(len(e.ids) - 1 for e in group) for group in row_groups)
+    tokens = torch.full((len(row_groups), width), pad_id, dtype=torch.long)
+    targets = torch.full_like(tokens, IGNORE_INDEX)
+    pos = torch.arange(width).repeat(len(row_groups), 1)
+    segments = torch.full_like(tokens, -1)
+    for row, group in enumerate(row_groups):
+        start = 0
+        for segment, e in enumerate(group):
+            n = len(e.ids) - 1
+            one_inputs, one_targets = collate([e], pad_id)
+            tokens[row, start:start + n], targets[row, start:start + n] = one_inputs[0], one_targets[0]
+            pos[row, start:start + n] = torch.arange(n)
+            segments[row, start:start + n] = segment
+            start += n
+        pos[row, start:] = torch.arange(width - start)
+    return {"tokens": tokens, "pos": pos, "segments": segments}, targets
+
+
+class PackedSFTLoader(ShuffledBatches):
+    """Endless shuffled batches of packed rows (see collate_packed): several short conversations per
+    row of seq_len tokens instead of one per padded row, so far fewer tokens are padding."""
+
+    def __init__(self, examples: list[SFTExample], seq_len: int, batch_size: int, pad_id: int, seed: int = 0):
+        order = list(examples)
+        random.Random(seed).shuffle(order)  # rows mix conversations from across the file
+        rows = pack_examples(order, seq_len)
+        super().__init__(rows, batch_size, lambda picked: collate_packed(picked, pad_id), seed, "packed rows")

@@ -32,15 +32,15 @@ class Stack(nn.Module):
         self.layer_order = [i * n_unique // n_layer for i in range(n_layer)]
         self.norm = build_norm(cfg)
 
-    def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype) -> AttentionContext:
+    def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype, segments=None) -> AttentionContext:
         k_pos = pos if cache is None else cache.key_positions(pos)  # (B, Tk)
         bias = self.positions.attn_bias(pos, k_pos)  # (B, H, Tq, Tk) or None
         ctx = AttentionContext(pos=pos, rotation=self.positions.rotation(pos), cache=cache)
-        simple = not explicit_pos and cache is None and prefix_len is None and bias is None
+        simple = not explicit_pos and cache is None and prefix_len is None and bias is None and segments is None
         if simple and self.window is None:
             ctx.is_causal = self.causal  # the fused SDPA kernels build this mask themselves
         elif not (simple and not self.causal):
-            allowed = attention_allowed(pos, k_pos, self.causal, prefix_len, self.window)
+            allowed = attention_allowed(pos, k_pos, self.causal, prefix_len, self.window, segments)
             ctx.mask = merge_bias(allowed, bias, dtype)
         return ctx
 
@@ -71,7 +71,7 @@ class Transformer(Stack, LanguageModelHead):
         self.cfg = cfg
         self._init_embeddings(cfg)
 
-    def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None) -> torch.Tensor:
+    def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Final-norm hidden states (B, T, C) for tokens (B, T)."""
         explicit_pos = pos is not None
         x = self.tok_embeddings(tokens)  # (B, T, C); (B, T/tp, C) under sequence parallelism
@@ -82,13 +82,14 @@ class Transformer(Stack, LanguageModelHead):
         x = x if added is None else x + added.to(x.dtype)
         if self.cfg.arch != "prefix_decoder":
             prefix_len = None
-        ctx = self.context(pos, explicit_pos, cache, prefix_len, x.dtype)
+        ctx = self.context(pos, explicit_pos, cache, prefix_len, x.dtype, segments)
         return self.run_layers(x, ctx)
 
-    def forward(self, tokens, pos=None, cache=None, prefix_len=None) -> torch.Tensor:
+    def forward(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Logits (B, T, V). pos (B, T): logical positions, negative for left padding.
-        cache: a KV cache (see llmkit.infer.kv_cache). prefix_len (B,): prefix decoders only."""
-        return self.lm_head(self.hidden_states(tokens, pos, cache, prefix_len))
+        cache: a KV cache (see llmkit.infer.kv_cache). prefix_len (B,): prefix decoders only.
+        segments (B, T): document ids of packed sequences (with pos restarting per document)."""
+        return self.lm_head(self.hidden_states(tokens, pos, cache, prefix_len, segments))
 
 
 class EncoderDecoder(LanguageModelHead):

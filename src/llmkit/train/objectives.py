@@ -54,6 +54,20 @@ class CausalLM:
         return token_loss(model(batch["tokens"]), batch["targets"])
 
 
+class PackedCausalLM(CausalLM):
+    """Next-token loss on packed rows: inputs is {"tokens", "pos", "segments"} (B, T) each, positions
+    restarting and attention confined within each document (llmkit.finetune.sft_data.PackedSFTLoader)."""
+
+    name = "clm_packed"
+
+    def make_batch(self, inputs: dict, targets, generator=None) -> dict:
+        return inputs | {"targets": targets}
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, int]:
+        logits = model(batch["tokens"], pos=batch["pos"], segments=batch["segments"])
+        return token_loss(logits, batch["targets"])
+
+
 class PrefixLM(CausalLM):
     name = "prefix_lm"
 
