@@ -22,7 +22,13 @@ from llmkit.errors import LlmkitError
 from llmkit.finetune.lora import LoraConfig
 from llmkit.finetune.preference_data import PreferenceLoader, pair_batch, split_pairs
 from llmkit.finetune.preference_task import PreferenceTask
-from llmkit.finetune.run import export_tuned, finish_run, load_tuned
+from llmkit.finetune.run import (
+    data_parallel,
+    export_tuned,
+    finish_run,
+    fit_resumable,
+    load_tuned,
+)
 from llmkit.train.config import OptimConfig, PretrainConfig
 from llmkit.train.trainer import Trainer
 
@@ -88,17 +94,19 @@ def run_align(cfg: AlignConfig, generate=None) -> dict:
     task = PreferenceTask(cfg.method, model, cfg.beta, cfg.gamma, cfg.lam, cfg.label_smoothing)
     before = preference_accuracy(task, model, held, pad)
     out = Path(cfg.out)
-    trainer = Trainer(model, task, cfg, PreferenceLoader(train, cfg.batch.batch_size, pad, cfg.seed), ctx, out)
+    trained, loader = data_parallel(model, cfg, ctx, PreferenceLoader(train, cfg.batch.batch_size, pad, cfg.seed))
+    trainer = Trainer(trained, task, cfg, loader, ctx, out)
     started = time.perf_counter()
-    state = trainer.fit()
+    state = fit_resumable(trainer, cfg, tokenizer)
     after = preference_accuracy(task, model, held, pad)
     export_tuned(trainer, model, cfg.tune, out, tokenizer, cfg.checkpoint)
-    summary = finish_run(out, state, started, method=cfg.method, tune=cfg.tune, pairs_trained=len(train),
+    summary = finish_run(out, state, started, ctx, method=cfg.method, tune=cfg.tune, pairs_trained=len(train),
                          pairs_held_out=len(held), preference_accuracy_before=before["margin"],
                          preference_accuracy_after=after["margin"], likelihood_preference_before=before["likelihood"],
                          likelihood_preference_after=after["likelihood"],
-                         trainable_parameters=trainable, parameters=total)
-    print(f"[align] {cfg.method}: held-out preference accuracy (reward margin > 0) {before['margin']:.0%} -> "
-          f"{after['margin']:.0%}; chosen more likely than rejected {before['likelihood']:.0%} -> "
-          f"{after['likelihood']:.0%}; model -> {out / 'final'}", flush=True)
+                         trainable_parameters=trainable, parameters=total, world_size=ctx.world_size)
+    if ctx.is_main:
+        print(f"[align] {cfg.method}: held-out preference accuracy (reward margin > 0) {before['margin']:.0%} -> "
+              f"{after['margin']:.0%}; chosen more likely than rejected {before['likelihood']:.0%} -> "
+              f"{after['likelihood']:.0%}; model -> {out / 'final'}", flush=True)
     return summary

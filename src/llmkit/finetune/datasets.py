@@ -39,8 +39,13 @@ class ShuffledBatches:
         if not items:
             raise LlmkitError(f"no {what}")
         self.items, self.batch_size, self.collate, self.seed = items, batch_size, collate, seed
-        self.step = 0
+        self.step, self.rank, self.world_size = 0, 0, 1
         self._epoch, self._order = -1, []
+
+    def shard(self, rank: int, world_size: int) -> ShuffledBatches:
+        """Data parallel: each rank takes its own slice of every global batch of batch_size x world_size."""
+        self.rank, self.world_size = rank, world_size
+        return self
 
     def _order_of(self, epoch: int) -> list[int]:
         if epoch != self._epoch:  # one shuffle per epoch, not per item
@@ -53,7 +58,7 @@ class ShuffledBatches:
         return self
 
     def __next__(self):
-        n, start = len(self.items), self.step * self.batch_size
+        n, start = len(self.items), (self.step * self.world_size + self.rank) * self.batch_size
         picked = [self.items[self._order_of(i // n)[i % n]] for i in range(start, start + self.batch_size)]
         self.step += 1
         return self.collate(picked)

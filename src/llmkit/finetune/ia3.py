@@ -16,7 +16,12 @@ from torch import nn
 from llmkit.checkpoint.hf_config import hf_family
 from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
-from llmkit.finetune.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX, write_peft_adapter
+from llmkit.finetune.lora import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    PEFT_PREFIX,
+    write_peft_adapter,
+)
 from llmkit.finetune.targets import freeze_and_select
 
 

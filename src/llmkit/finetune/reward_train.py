@@ -18,7 +18,7 @@ from llmkit.finetune.reward import (
     reward_batch,
     save_reward_model,
 )
-from llmkit.finetune.run import finish_run, load_tuned
+from llmkit.finetune.run import finish_run, fit_resumable, load_tuned, single_process
 from llmkit.train.config import OptimConfig, PretrainConfig
 from llmkit.train.trainer import Trainer
 
@@ -56,6 +56,7 @@ def run_reward(cfg: RewardConfig) -> dict:
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
     body, tokenizer, ctx, _, _ = load_tuned(cfg, "full")
+    single_process(ctx, "reward model training")
     model = RewardModel(body)
     held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
@@ -63,7 +64,7 @@ def run_reward(cfg: RewardConfig) -> dict:
     out = Path(cfg.out)
     trainer = Trainer(model, RewardTask(), cfg, RewardLoader(train, cfg.batch.batch_size, pad, cfg.seed), ctx, out)
     started = time.perf_counter()
-    state = trainer.fit()
+    state = fit_resumable(trainer, cfg, tokenizer)
     after = pairwise_accuracy(model, held, pad)
     save_reward_model(model, out / "final", tokenizer)
     summary = finish_run(out, state, started, pairs_trained=len(train), pairs_held_out=len(held),

@@ -21,7 +21,7 @@ from llmkit.finetune.grpo import GRPOTask
 from llmkit.finetune.ppo import ActorCritic, PPOSettings, PPOTask
 from llmkit.finetune.reward import load_reward_model
 from llmkit.finetune.rollouts import GenerateFn, PromptLoader, RewardFn
-from llmkit.finetune.run import export_tuned, finish_run, load_tuned
+from llmkit.finetune.run import export_tuned, finish_run, load_tuned, single_process
 from llmkit.finetune.verifiable_rewards import resolve_reward_fn, reward_model_fn
 from llmkit.train.trainer import Trainer
 
@@ -60,6 +60,7 @@ def run_rl(cfg, generate: GenerateFn | None) -> dict:
         raise LlmkitError(f"--method {cfg.method} needs a generation function; run it through the `llmkit align` CLI "
                           "or pass generate=llmkit.infer.rollout.sample_completions")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)
+    single_process(ctx, f"--method {cfg.method}")
     records = read_prompts(cfg.data)
     random.Random(cfg.seed).shuffle(records)
     n_held = int(len(records) * cfg.held_out)

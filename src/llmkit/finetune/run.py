@@ -14,6 +14,7 @@ task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Literal
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.dist.context import init_distributed
+from llmkit.dist.context import init_distributed, shutdown
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
 from llmkit.finetune.bottleneck import (
@@ -54,10 +55,15 @@ from llmkit.finetune.sft_data import (
     sft_examples,
 )
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.checkpointing import export_model
-from llmkit.train.config import OptimConfig, PretrainConfig
+from llmkit.train.checkpointing import (
+    export_model,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
+from llmkit.train.config import OptimConfig, ParallelConfig, PretrainConfig
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import CausalLM, PackedCausalLM
+from llmkit.train.state import resolve_resume
 from llmkit.train.trainer import Trainer
 
 
@@ -81,14 +87,47 @@ class FinetuneConfig(PretrainConfig):
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
 
+def data_parallel_only(parallel: ParallelConfig) -> ParallelConfig:
+    """Under torchrun, fine-tuning replicates the (mostly frozen) model on every rank: DDP over all ranks."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return parallel
+    if parallel.tp != 1 or parallel.pp != 1 or parallel.dp_shard not in (-1, 1):
+        raise LlmkitError("fine-tuning runs data parallel (DDP) under torchrun; tensor, pipeline and FSDP "
+                          "sharding (--parallel.tp/pp/dp_shard) are for pre-training")
+    return replace(parallel, dp_replicate=world, dp_shard=1)
+
+
+def data_parallel(model, cfg, ctx, loader):
+    """(model wrapped in DDP, loader sharded by rank) when several ranks train; unchanged otherwise."""
+    if ctx.dp_size == 1:
+        return model, loader
+    from llmkit.dist.data_parallel import apply_data_parallel
+
+    return apply_data_parallel(model, cfg.parallel, ctx), loader.shard(ctx.dp_rank, ctx.dp_size)
+
+
+def single_process(ctx, what: str) -> None:
+    if ctx.distributed:
+        raise LlmkitError(f"{what} runs in one process for now; launch it without torchrun "
+                          "(finetune and the preference methods of align run under torchrun)")
+
+
+def fit_resumable(trainer, cfg, tokenizer):
+    """trainer.fit with periodic checkpoints (--save-every) and --resume auto|DIR, as pre-training does.
+    Checkpoints hold the whole training state (adapters, frozen base, optimizer, loader, RNG)."""
+    resume_from = resolve_resume(cfg.resume, cfg.out)
+    if resume_from is not None:
+        load_training_checkpoint(trainer, resume_from)
+        if trainer.ctx.is_main:
+            print(f"[finetune] resumed from {resume_from} at step {trainer.state.step}", flush=True)
+    return trainer.fit(checkpointer=lambda t, step: save_training_checkpoint(t, step, tokenizer, export=False))
+
+
 def load_tuned(cfg, tune: str):
     """The checkpoint's model made ready to tune (LoRA-wrapped or all trainable), its tokenizer,
     the (single-process) context, and the trainable/total parameter counts."""
-    if cfg.save_every and tune != "full":
-        raise LlmkitError("periodic checkpoints of LoRA runs are not supported yet; use --save-every 0")
-    ctx = init_distributed(cfg.parallel, cfg.device)
-    if ctx.distributed:
-        raise LlmkitError("fine-tuning runs in one process for now; launch it without torchrun")
+    ctx = init_distributed(data_parallel_only(cfg.parallel), cfg.device)
     path = Path(cfg.checkpoint)
     tokenizer = Tokenizer.from_dir(path)
     torch.manual_seed(cfg.seed)
@@ -110,27 +149,36 @@ def load_tuned(cfg, tune: str):
         for p in model.parameters():
             p.requires_grad_(True)
     trainable, total = trainable_parameters(model)
-    print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
+    if ctx.is_main:
+        print(f"[finetune] {tune}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})", flush=True)
     return model, tokenizer, ctx, trainable, total
 
 
 def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
     """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout). QLoRA's adapter is merged
-    into the full-precision base, which is what users serve."""
+    into the full-precision base, which is what users serve. Every rank calls it (the final export is
+    collective); only rank 0 writes."""
+    main = trainer.ctx.is_main
     if isinstance(model.tok_embeddings, SoftPromptEmbedding):
-        save_prompt_adapter(model, out / "soft_prompt")  # PEFT's PROMPT_TUNING layout
+        if main:
+            save_prompt_adapter(model, out / "soft_prompt")  # PEFT's PROMPT_TUNING layout
         if tune in ("prompt", "ptuning"):
             return  # the model itself did not change
         model.tok_embeddings, model.lm_head = model.tok_embeddings.embed, model.lm_head.head
     if tune in ("adapter", "prefix"):
-        (save_bottleneck_adapters if tune == "adapter" else save_prefix)(model, out / tune)
+        if main:
+            (save_bottleneck_adapters if tune == "adapter" else save_prefix)(model, out / tune)
         return  # not foldable into the weights
-    if tune == "ia3":
+    if tune == "ia3" and main:
         save_ia3_adapter(model, out / "adapter")
+    if tune == "ia3":
         merge_ia3(model)
-    if tune in ("lora", "qlora", "dora"):
+    if tune in ("lora", "qlora", "dora") and main:
         save_adapter(model, out / "adapter", base_model=str(base))
     if tune == "qlora":
+        trainer.ctx.barrier()
+        if not main:
+            return
         full = load_checkpoint(base)
         load_adapter(full, out / "adapter")
         save_checkpoint(merge_lora(full), out / "final", tokenizer=tokenizer)
@@ -140,13 +188,16 @@ def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> 
     export_model(trainer, out / "final", tokenizer)
 
 
-def finish_run(out: Path, state, started: float, **fields) -> dict:
+def finish_run(out: Path, state, started: float, ctx=None, **fields) -> dict:
     """The run's summary (fields + steps, first/final loss, seconds), written atomically to
-    OUT/summary.json with the loss curve beside it."""
+    OUT/summary.json with the loss curve beside it (by rank 0); then leaves the process group."""
     summary = {**fields, "steps": state.step, "first_loss": state.losses[0] if state.losses else None,
                "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started}
-    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-    write_json(out / "summary.json", summary)
+    if ctx is None or ctx.is_main:
+        plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+        write_json(out / "summary.json", summary)
+    if ctx is not None and ctx.distributed:
+        shutdown(synchronize=True)
     return summary
 
 
@@ -163,12 +214,15 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
               flush=True)
     else:
         loader, task = SFTLoader(examples, cfg.batch.batch_size, pad, cfg.seed), CausalLM()
-    trainer = Trainer(model, task, cfg, loader, ctx, out)
+    trained, loader = data_parallel(model, cfg, ctx, loader)
+    trainer = Trainer(trained, task, cfg, loader, ctx, out)
     started = time.perf_counter()
-    state = trainer.fit()
+    state = fit_resumable(trainer, cfg, tokenizer)
     export_tuned(trainer, model, cfg.method, out, tokenizer, cfg.checkpoint)
-    summary = finish_run(out, state, started, method=cfg.method, trainable_parameters=trainable, parameters=total,
-                         examples=len(examples))
+    summary = finish_run(out, state, started, ctx, method=cfg.method, trainable_parameters=trainable, parameters=total,
+                         examples=len(examples), world_size=ctx.world_size)
+    if not ctx.is_main:
+        return summary
     made = next(out / d for d in ("final", "adapter", "prefix", "soft_prompt") if (out / d).is_dir())
     print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
           f"-> {made}", flush=True)

@@ -9,9 +9,9 @@ import re
 
 import torch
 
+from llmkit.data.safety_sets import is_refusal
 from llmkit.errors import LlmkitError
 from llmkit.finetune.rollouts import RewardFn
-from llmkit.data.safety_sets import is_refusal
 
 
 def _answer(record: dict) -> str:

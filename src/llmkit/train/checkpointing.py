@@ -15,8 +15,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
-                                                     set_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 
 from llmkit.checkpoint import save_state_dict
 from llmkit.fileio import write_json
@@ -50,7 +54,10 @@ def export_model(trainer, out: Path, tokenizer) -> None:
     trainer.ctx.barrier()
 
 
-def save_training_checkpoint(trainer, step: int, tokenizer) -> Path:
+def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True) -> Path:
+    """OUT/checkpoints/step-N: the resumable state (DCP), this rank's RNG, trainer.json and, with
+    `export`, the plain HF-layout model (fine-tuning runs with adapters skip it: their modules are
+    not HF's; the state alone resumes them)."""
     ctx, final = trainer.ctx, checkpoint_dir(trainer.out, step)
     tmp = final.parent / f".{final.name}.tmp"
     if ctx.is_main:
@@ -60,7 +67,8 @@ def save_training_checkpoint(trainer, step: int, tokenizer) -> Path:
     model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"))
     torch.save(rng_state(), tmp / f"rng-rank{ctx.rank:05d}.pt")
-    export_model(trainer, tmp / "model", tokenizer)
+    if export:
+        export_model(trainer, tmp / "model", tokenizer)
     if ctx.is_main:
         write_json(tmp / "trainer.json", trainer.state_dict() | {"world_size": ctx.world_size})
         shutil.rmtree(final, ignore_errors=True)
