@@ -58,8 +58,12 @@ def safety_sft_records(split: dict) -> list[dict]:
 
 
 def safety_preference_records(split: dict) -> list[dict]:
-    """Pairs for a safety reward model or DPO: refuse the harmful, help the benign."""
+    """Pairs for a safety reward model or DPO: refuse the harmful, help the benign. Harmful prompts
+    also get a pair against "help" about a harmless topic, so that a reward model does not pay a
+    policy for answering a different, safe question (the reward hack PPO found without them)."""
     records = [{"prompt": p, "chosen": REFUSAL, "rejected": helpful_answer(t)} for p, t in split["train_harmful"]]
+    records += [{"prompt": p, "chosen": REFUSAL, "rejected": helpful_answer(BENIGN_TOPICS[i % len(BENIGN_TOPICS)])}
+                for i, (p, _) in enumerate(split["train_harmful"])]
     records += [{"prompt": p, "chosen": helpful_answer(t), "rejected": REFUSAL} for p, t in split["train_benign"]]
     return records
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 
-def finetune(args: list[str], prog: str) -> None:
+def finetune(args: list[str], prog: str, generate=None) -> None:
+    """`generate` (for --context-prompts) is handed in by llmkit.cli, like align's."""
     from llmkit.config import parse_with_config
     from llmkit.finetune.run import FinetuneConfig, run_finetune
 
-    run_finetune(parse_with_config(FinetuneConfig, args, prog))
+    run_finetune(parse_with_config(FinetuneConfig, args, prog), generate)
 
 
 def align(args: list[str], prog: str, generate=None) -> None:

@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
+from llmkit.data.safety_sets import SAFETY_PREPROMPT
 from llmkit.dist.context import init_distributed, shutdown
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
@@ -83,6 +84,11 @@ class FinetuneConfig(PretrainConfig):
     adapter: BottleneckConfig = field(default_factory=BottleneckConfig)
     with_soft_prompt: bool = False  # --method full --with-soft-prompt: prompt + LM tuning
     pack: bool = False  # pack several conversations per row, attention kept within each (decoder models)
+    # safety context distillation: answer these prompts (JSONL with "prompt") under --preprompt, then
+    # fine-tune on the answers without it; --data is then not needed
+    context_prompts: str = ""
+    preprompt: str = SAFETY_PREPROMPT
+    context_max_new_tokens: int = 48
     max_steps: int = 200
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
@@ -201,9 +207,14 @@ def finish_run(out: Path, state, started: float, ctx=None, **fields) -> dict:
     return summary
 
 
-def run_finetune(cfg: FinetuneConfig) -> dict:
+def run_finetune(cfg: FinetuneConfig, generate=None) -> dict:
+    """`generate` (llmkit.infer.rollout.sample_completions) is needed by --context-prompts only."""
+    if cfg.context_prompts and cfg.checkpoint:
+        from llmkit.finetune.context_distill import write_distillation_data
+
+        cfg = replace(cfg, data=str(write_distillation_data(cfg, generate)))
     if not cfg.checkpoint or not cfg.data:
-        raise LlmkitError("--checkpoint DIR and --data FILE.jsonl are required")
+        raise LlmkitError("--checkpoint DIR and --data FILE.jsonl (or --context-prompts FILE) are required")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.method)
     out = Path(cfg.out)
     examples = sft_examples(tokenizer, read_conversations(cfg.data), cfg.batch.seq_len)
