@@ -22,7 +22,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "train": ("llmkit.tokenizer.commands:train", "Train a byte-level BPE tokenizer on text files"),
     },
     "pretrain": ("llmkit.train.commands:pretrain", "Pre-train a model on prepared token shards (1 CPU to torchrun)"),
-    "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full or LoRA) on chat JSONL"),
+    "finetune": ("llmkit.finetune.commands:finetune", "Supervised fine-tuning (full, LoRA, QLoRA, adapters, prompts) on chat JSONL"),
     "align": ("llmkit.finetune.commands:align", "Preference optimisation (DPO, IPO, SimPO, ORPO) or RL (PPO, GRPO)"),
     "reward": {
         "train": ("llmkit.finetune.commands:reward_train", "Train a Bradley-Terry reward model on preference pairs"),

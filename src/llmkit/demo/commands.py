@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "mini-llama",
          vocab_size: int = 4096, seq_len: int = 256, batch_size: int = 16, minutes: float = 3.0,
-         max_steps: int = 2000, lr: float = 2e-3, sft_steps: int = 300, dpo_steps: int = 150, seed: int = 0,
+         max_steps: int = 2000, lr: float = 2e-3, sft_steps: int = 500, dpo_steps: int = 300, seed: int = 0,
          progress: bool = True) -> None:
     """Run the model lifecycle end to end on a CPU: corpus, tokenizer, pre-training, samples, SFT (LoRA),
     DPO, and one request to the OpenAI-compatible server.

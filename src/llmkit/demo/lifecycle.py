@@ -56,8 +56,8 @@ class DemoConfig:
     lr: float = 2e-3
     seed: int = 0
     max_new_tokens: int = 48
-    sft_steps: int = 300
-    dpo_steps: int = 150
+    sft_steps: int = 500
+    dpo_steps: int = 300
     progress: bool = True
 
 
