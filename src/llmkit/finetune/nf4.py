@@ -56,6 +56,21 @@ def dequantize_nf4(q: dict[str, torch.Tensor], dtype: torch.dtype = torch.float3
     return values.view(*q["shape"].tolist()).to(dtype)
 
 
+class _NF4Matmul(torch.autograd.Function):
+    """x @ dequant(W).T that saves the 4-bit state, not the dequantised weight, for backward (which
+    dequantises again): plain F.linear would keep every layer's full-precision weight alive until
+    its backward, giving back much of what 4-bit storage saved."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, module: NF4Linear) -> torch.Tensor:
+        ctx.module = module
+        return x @ module.weight.T  # (..., out)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        return grad_out @ ctx.module.weight.to(grad_out.dtype), None  # the frozen weight gets no gradient
+
+
 class NF4Linear(nn.Module):
     """A frozen Linear whose weight lives in NF4; the bias (if any) stays in full precision."""
 
@@ -76,7 +91,8 @@ class NF4Linear(nn.Module):
         return {k: getattr(self, k) for k in ("packed", "scale_codes", "scale_step", "scale_offset", "shape")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        y = _NF4Matmul.apply(x, self) if x.requires_grad else F.linear(x, self.weight)
+        return y if self.bias is None else y + self.bias
 
     def storage_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state().values())
