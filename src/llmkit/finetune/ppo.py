@@ -82,6 +82,11 @@ class PPOTask(RolloutTask):
         self._rollout_batch, self._uses = None, 0
         self.last_stats: dict[str, float] = {}
 
+    def load_state_dict(self, state: dict) -> None:
+        """Resuming drops the cached rollout: exact when --save-every is a multiple of ppo_epochs."""
+        super().load_state_dict(state)
+        self._rollout_batch = None
+
     def make_batch(self, records: list[dict], _targets=None, generator=None) -> dict:
         """A fresh rollout every `ppo_epochs` calls; the same batch (old log-probs, advantages) in between."""
         if self._rollout_batch is None or self._uses >= self.settings.ppo_epochs:

@@ -26,6 +26,8 @@ class RewardModel(nn.Module):
     def __init__(self, body: nn.Module):
         super().__init__()
         self.body, self.cfg = body, body.cfg
+        if not body.cfg.tie_embeddings:  # the LM head plays no part in a reward (and DDP rejects unused parameters)
+            body.lm_head.requires_grad_(False)
         weight = next(p for p in body.parameters())
         self.score = nn.Linear(body.cfg.d_model, 1, bias=False, device=weight.device, dtype=weight.dtype)
         nn.init.normal_(self.score.weight, std=body.cfg.d_model**-0.5)
@@ -61,10 +63,12 @@ class RewardTask:
         return pairs | {"targets": torch.zeros(pairs["chosen"].shape[0], dtype=torch.long)}
 
     def loss(self, model: RewardModel, batch: dict) -> tuple[torch.Tensor, int]:
-        chosen = model(batch["chosen"], batch["chosen_len"])
-        rejected = model(batch["rejected"], batch["rejected_len"])
+        """Both sides in one forward pass (one backward per forward, as data parallelism needs)."""
+        n, width = len(batch["chosen"]), max(batch["chosen"].shape[1], batch["rejected"].shape[1])
+        tokens = torch.cat([F.pad(batch[side], (0, width - batch[side].shape[1])) for side in ("chosen", "rejected")])
+        rewards = model(tokens, torch.cat([batch["chosen_len"], batch["rejected_len"]]))  # (2n,)
+        chosen, rejected = rewards[:n], rewards[n:]
         self.last_margins = (chosen - rejected).detach()
-        n = len(chosen)
         return -F.logsigmoid(chosen - rejected).sum(), n
 
 

@@ -18,7 +18,7 @@ from llmkit.finetune.reward import (
     reward_batch,
     save_reward_model,
 )
-from llmkit.finetune.run import finish_run, fit_resumable, load_tuned, single_process
+from llmkit.finetune.run import data_parallel, finish_run, fit_resumable, load_tuned
 from llmkit.train.config import OptimConfig, PretrainConfig
 from llmkit.train.trainer import Trainer
 
@@ -56,18 +56,20 @@ def run_reward(cfg: RewardConfig) -> dict:
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
     body, tokenizer, ctx, _, _ = load_tuned(cfg, "full")
-    single_process(ctx, "reward model training")
     model = RewardModel(body)
     held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     before = pairwise_accuracy(model, held, pad)
     out = Path(cfg.out)
-    trainer = Trainer(model, RewardTask(), cfg, RewardLoader(train, cfg.batch.batch_size, pad, cfg.seed), ctx, out)
+    trained, loader = data_parallel(model, cfg, ctx, RewardLoader(train, cfg.batch.batch_size, pad, cfg.seed))
+    trainer = Trainer(trained, RewardTask(), cfg, loader, ctx, out)
     started = time.perf_counter()
     state = fit_resumable(trainer, cfg, tokenizer)
     after = pairwise_accuracy(model, held, pad)
-    save_reward_model(model, out / "final", tokenizer)
-    summary = finish_run(out, state, started, pairs_trained=len(train), pairs_held_out=len(held),
+    if ctx.is_main:
+        save_reward_model(model, out / "final", tokenizer)
+    summary = finish_run(out, state, started, ctx, world_size=ctx.world_size, pairs_trained=len(train), pairs_held_out=len(held),
                          pairwise_accuracy_before=before, pairwise_accuracy_after=after)
-    print(f"[reward] held-out pairwise accuracy {before:.0%} -> {after:.0%}; reward model -> {out / 'final'}", flush=True)
+    if ctx.is_main:
+        print(f"[reward] held-out pairwise accuracy {before:.0%} -> {after:.0%}; reward model -> {out / 'final'}", flush=True)
     return summary

@@ -21,7 +21,13 @@ from llmkit.finetune.grpo import GRPOTask
 from llmkit.finetune.ppo import ActorCritic, PPOSettings, PPOTask
 from llmkit.finetune.reward import load_reward_model
 from llmkit.finetune.rollouts import GenerateFn, PromptLoader, RewardFn
-from llmkit.finetune.run import export_tuned, finish_run, load_tuned, single_process
+from llmkit.finetune.run import (
+    data_parallel,
+    export_tuned,
+    finish_run,
+    fit_resumable,
+    load_tuned,
+)
 from llmkit.finetune.verifiable_rewards import resolve_reward_fn, reward_model_fn
 from llmkit.train.trainer import Trainer
 
@@ -60,7 +66,6 @@ def run_rl(cfg, generate: GenerateFn | None) -> dict:
         raise LlmkitError(f"--method {cfg.method} needs a generation function; run it through the `llmkit align` CLI "
                           "or pass generate=llmkit.infer.rollout.sample_completions")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)
-    single_process(ctx, f"--method {cfg.method}")
     records = read_prompts(cfg.data)
     random.Random(cfg.seed).shuffle(records)
     n_held = int(len(records) * cfg.held_out)
@@ -76,15 +81,17 @@ def run_rl(cfg, generate: GenerateFn | None) -> dict:
                         cfg.kl_coef, cfg.seed)
     before = mean_reward(task, held)
     out = Path(cfg.out)
-    trainer = Trainer(trained, task, cfg, PromptLoader(train, cfg.batch.batch_size, cfg.seed), ctx, out)
+    wrapped, loader = data_parallel(trained, cfg, ctx, PromptLoader(train, cfg.batch.batch_size, cfg.seed))
+    trainer = Trainer(wrapped, task, cfg, loader, ctx, out)
     started = time.perf_counter()
-    state = trainer.fit()
+    state = fit_resumable(trainer, cfg, tokenizer)
     after = mean_reward(task, held)
     trainer.model = trainer.base_model = model  # export the policy, not the value head
     export_tuned(trainer, model, cfg.tune, out, tokenizer, cfg.checkpoint)
-    summary = finish_run(out, state, started, method=cfg.method, tune=cfg.tune, prompts_trained=len(train),
+    summary = finish_run(out, state, started, ctx, world_size=ctx.world_size, method=cfg.method, tune=cfg.tune, prompts_trained=len(train),
                          prompts_held_out=len(held), mean_reward_before=before, mean_reward_after=after,
                          reward=cfg.reward_model or cfg.reward_fn, trainable_parameters=trainable, parameters=total)
-    print(f"[align] {cfg.method}: held-out mean reward {before:.3f} -> {after:.3f}; model -> {out / 'final'}",
-          flush=True)
+    if ctx.is_main:
+        print(f"[align] {cfg.method}: held-out mean reward {before:.3f} -> {after:.3f}; model -> {out / 'final'}",
+              flush=True)
     return summary

@@ -42,6 +42,13 @@ class RolloutTask:
         self.pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
         self.last_rewards: torch.Tensor | None = None
 
+    def state_dict(self) -> dict:
+        """The rollout count seeds the sampling, so a resumed run samples what the straight one did."""
+        return {"rollouts": self.rollouts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rollouts = state["rollouts"]
+
     def prompt_ids(self, record: dict) -> list[int]:
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": record["prompt"]}],
                                                   add_generation_prompt=True)

@@ -113,12 +113,6 @@ def data_parallel(model, cfg, ctx, loader):
     return apply_data_parallel(model, cfg.parallel, ctx), loader.shard(ctx.dp_rank, ctx.dp_size)
 
 
-def single_process(ctx, what: str) -> None:
-    if ctx.distributed:
-        raise LlmkitError(f"{what} runs in one process for now; launch it without torchrun "
-                          "(finetune and the preference methods of align run under torchrun)")
-
-
 def fit_resumable(trainer, cfg, tokenizer):
     """trainer.fit with periodic checkpoints (--save-every) and --resume auto|DIR, as pre-training does.
     Checkpoints hold the whole training state (adapters, frozen base, optimizer, loader, RNG)."""

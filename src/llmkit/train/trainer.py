@@ -210,10 +210,16 @@ class Trainer:
         log.set_total(self.state.total_steps)
 
     def state_dict(self) -> dict:
-        return {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
-                "precision": self.precision.state_dict()}
+        """JSON-able loop state; a task with state of its own (the RL tasks' rollout count) adds it."""
+        state = {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
+                 "precision": self.precision.state_dict()}
+        if hasattr(self.objective, "state_dict"):
+            state["task"] = self.objective.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.state = TrainState(**state["trainer"])
         self.loader.load_state_dict(state["loader"])
         self.precision.load_state_dict(state["precision"])
+        if "task" in state:
+            self.objective.load_state_dict(state["task"])
