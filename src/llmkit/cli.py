@@ -28,6 +28,9 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "train": ("llmkit.finetune.commands:reward_train", "Train a Bradley-Terry reward model on preference pairs"),
     },
     "merge": ("llmkit.finetune.commands:merge", "Fold a LoRA adapter into a checkpoint's weights"),
+    "compress": {
+        "quantize": ("llmkit.compress.commands:quantize", "Quantize a checkpoint (int8, int4, GPTQ, AWQ) for generate/serve"),
+    },
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),

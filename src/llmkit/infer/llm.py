@@ -13,12 +13,18 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint
+from llmkit.compress.quantize import is_quantized, load_quantized
+from llmkit.errors import LlmkitError
 from llmkit.infer.beam_search import beam_search
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.offload import load_streaming
 from llmkit.infer.sampling import SamplingConfig
 from llmkit.infer.speculative import speculative_generate
-from llmkit.infer.tensor_parallel import inference_context, launched_world_size, shard_for_inference
+from llmkit.infer.tensor_parallel import (
+    inference_context,
+    launched_world_size,
+    shard_for_inference,
+)
 from llmkit.tokenizer import Tokenizer
 
 
@@ -34,7 +40,11 @@ class LLM:
         compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md)."""
         path = Path(checkpoint_dir)
-        if offload:
+        if is_quantized(path):  # written by `llmkit compress quantize`
+            if offload or launched_world_size() > 1:
+                raise LlmkitError("quantized checkpoints load in one process without --offload")
+            model = load_quantized(path, device=device)
+        elif offload:
             model, _ = load_streaming(path, device=device, dtype=dtype)
         elif launched_world_size() > 1:  # under torchrun: one shard of every block per rank
             ctx = inference_context(device)

@@ -1,0 +1,4 @@
+"""Compression: transforms from outside the model that make it smaller or faster - quantization
+(int8, int4 round-to-nearest, GPTQ, AWQ) so far. Each method has two phases: compute the compressed
+state offline (`quantize_model`), and convert modules for runtime (`QuantLinear`), which is also
+how a saved compressed checkpoint is rebuilt (`load_quantized`)."""

@@ -1,0 +1,63 @@
+"""Statistics of each Linear's inputs on calibration text, gathered with forward hooks in one pass
+of the full-precision model: the Hessian proxy H = X^T X / n (GPTQ, SparseGPT), the mean absolute
+activation per input channel (AWQ) and a sample of input rows (AWQ's scale search)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+class LinearInputStats:
+    def __init__(self, in_features: int, keep_rows: int):
+        self.hessian = torch.zeros(in_features, in_features, dtype=torch.float64)
+        self.abs_sum = torch.zeros(in_features, dtype=torch.float64)
+        self.rows, self.n, self.keep_rows = [], 0, keep_rows
+        self.sample: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).double().cpu()  # (N, in)
+        self.hessian += x.T @ x
+        self.abs_sum += x.abs().sum(0)
+        self.n += len(x)
+        if sum(len(r) for r in self.rows) < self.keep_rows:
+            self.rows.append(x.float())
+
+    def finish(self) -> LinearInputStats:
+        self.hessian /= max(self.n, 1)
+        self.sample = torch.cat(self.rows)[: self.keep_rows] if self.rows else None
+        self.rows = []
+        return self
+
+    @property
+    def mean_abs(self) -> torch.Tensor:
+        return (self.abs_sum / max(self.n, 1)).float()
+
+
+def linear_targets(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> list[str]:
+    """The Linears to compress: every Linear of the blocks (embeddings and the head stay)."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] not in skip]
+
+
+@torch.no_grad()
+def collect_input_stats(model: nn.Module, batches: Iterable[torch.Tensor], names: list[str],
+                        keep_rows: int = 512) -> dict[str, LinearInputStats]:
+    """Run the token batches (B, T) through the model and gather each named Linear's input stats."""
+    stats, hooks = {}, []
+    for name in names:
+        module = model.get_submodule(name)
+        stats[name] = LinearInputStats(module.in_features, keep_rows)
+        hooks.append(module.register_forward_hook(lambda m, args, out, s=stats[name]: s.add(args[0])))
+    was_training = model.training
+    model.eval()
+    try:
+        for tokens in batches:
+            model(tokens)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return {name: s.finish() for name, s in stats.items()}

@@ -1,0 +1,39 @@
+"""`llmkit compress quantize`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", "awq"] = "int8",
+             group_size: int = 128, calib: str | None = None, calib_windows: int = 32, calib_len: int = 128) -> None:
+    """Quantize a checkpoint's block Linears and save a checkpoint that `generate`, `serve` and `chat` load.
+
+    int8 is weight-only per output channel; int4 is group-wise round to nearest; gptq and awq are
+    int4 group-wise with calibration (GPTQ's error-compensating rounding, AWQ's activation-aware
+    scaling). Embeddings and the output head stay in full precision.
+
+    Args:
+        checkpoint: HF-layout checkpoint directory with its tokenizer.
+        out: output directory (quantization.json + quantized.safetensors + config + tokenizer).
+        method: quantization method.
+        group_size: inputs per scale for int4/gptq/awq (int8 is per channel).
+        calib: calibration text for gptq/awq: a prepared data directory, .txt or .jsonl ("text" field).
+        calib_windows: how many token windows of calibration text to use.
+        calib_len: tokens per calibration window.
+    """
+    from pathlib import Path
+
+    from llmkit.checkpoint import load_checkpoint
+    from llmkit.compress.calibration_data import calibration_windows
+    from llmkit.compress.quantize import quantize_model, save_quantized
+    from llmkit.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_dir(checkpoint)
+    model = load_checkpoint(checkpoint)
+    batches = None if calib is None else calibration_windows(calib, tokenizer, calib_windows, calib_len).split(8)
+    cfg = quantize_model(model, method, group_size, batches)
+    save_quantized(model, out, tokenizer)
+    size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
+    print(f"{method}: {len(cfg.modules)} Linears quantized; {size(checkpoint) / 2**20:.1f} MiB -> "
+          f"{size(out) / 2**20:.1f} MiB on disk -> {out}")

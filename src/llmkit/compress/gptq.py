@@ -1,0 +1,54 @@
+"""GPTQ (Frantar et al., arXiv 2210.17323): quantize a weight matrix one input column at a time,
+spreading each column's rounding error over the columns not yet quantized with the inverse
+Hessian of the layer's inputs (H = X^T X), so that ||X W^T - X Q^T|| stays small. Lazy batches of
+`block` columns; group-wise parameters are fixed from the (already updated) weights when a group
+starts, as in the reference implementation. Here the Hessians come from one pass of the
+full-precision model (llmkit.compress.calibration), not layer by layer through quantized ones."""
+
+from __future__ import annotations
+
+import torch
+
+from llmkit.compress.quant_linear import quant_params
+
+
+def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int = 4, group_size: int = 128,
+                  block: int = 128, damp: float = 0.01):
+    """(codes (out, in), scales (out, groups), zeros (out, groups) or None) for weight (out, in)."""
+    w = weight.detach().double().clone()
+    h = hessian.double().clone()
+    n_in = w.shape[1]
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    h += damp * torch.diag(h).mean() * torch.eye(n_in, dtype=h.dtype)
+    h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)  # (in, in)
+    group = group_size or n_in
+    codes = torch.zeros_like(w)
+    scales, zeros = [], []
+    for start in range(0, n_in, block):
+        end = min(start + block, n_in)
+        w_block, err_block, h_block = w[:, start:end].clone(), torch.zeros_like(w[:, start:end]), h_inv[start:end, start:end]
+        for i in range(end - start):
+            col = start + i
+            if col % group == 0:  # parameters of the group starting here, from the updated weights
+                scale, zero = quant_params(torch.cat([w_block[:, i:], w[:, end:]], 1)[:, :group].float(), bits, 0)
+                scale, zero = scale[:, 0].double(), None if zero is None else zero[:, 0].double()
+                scales.append(scale)
+                zeros.append(zero)
+            q = _round(w_block[:, i], scale, zero, bits)
+            codes[:, col] = q
+            dequant = (q - (zero if zero is not None else 0)) * scale
+            err = (w_block[:, i] - dequant) / h_block[i, i]
+            w_block[:, i:] -= err[:, None] * h_block[i, i:][None, :]
+            err_block[:, i] = err
+        w[:, end:] -= err_block @ h_inv[start:end, end:]
+    scale_t = torch.stack(scales, 1).float()
+    zero_t = None if zeros[0] is None else torch.stack(zeros, 1).float()
+    return codes, scale_t, zero_t
+
+
+def _round(column: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int) -> torch.Tensor:
+    if bits == 8:
+        return torch.round(column / scale).clamp(-127, 127)
+    return torch.round(column / scale + zero).clamp(0, 15)

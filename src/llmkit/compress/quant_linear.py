@@ -1,0 +1,114 @@
+"""Weight-only integer formats and the runtime Linear that holds them.
+
+    int8: symmetric, one scale per output channel (or per group of `group_size` inputs);
+          w = q * scale, q in [-127, 127]
+    int4: asymmetric, one scale and zero point per group of `group_size` inputs (the GPTQ/AWQ
+          convention); w = (q - zero) * scale, q in [0, 15], two codes packed per byte
+
+`input_scale` (AWQ) divides the input channels before the matmul: y = Q(W diag(s)) (x / s).
+The forward pass dequantises the weight and calls F.linear (correct everywhere; the speed of
+weight-only formats on CPU needs a kernel that reads the integers directly).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from llmkit.errors import LlmkitError
+
+
+def _groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(out, in) -> (out, in / g, g); group_size 0 means one group per row (per-channel)."""
+    g = group_size or w.shape[1]
+    if w.shape[1] % g:
+        raise LlmkitError(f"in_features {w.shape[1]} is not a multiple of --group-size {g}")
+    return w.reshape(w.shape[0], w.shape[1] // g, g)
+
+
+def quant_params(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Round-to-nearest (scale, zero) per group, each (out, n_groups)."""
+    grouped = _groups(w.float(), group_size)
+    if bits == 8:
+        return grouped.abs().amax(-1).clamp(min=1e-8) / 127, None
+    lo, hi = grouped.amin(-1).clamp(max=0), grouped.amax(-1).clamp(min=0)
+    scale = ((hi - lo) / 15).clamp(min=1e-8)
+    return scale, torch.round(-lo / scale).clamp(0, 15)
+
+
+def quantize_with(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int,
+                  group_size: int) -> torch.Tensor:
+    """Integer codes (out, in) of w for given per-group parameters."""
+    grouped = _groups(w.float(), group_size)
+    if bits == 8:
+        q = torch.round(grouped / scale[..., None]).clamp(-127, 127)
+    else:
+        q = torch.round(grouped / scale[..., None] + zero[..., None]).clamp(0, 15)
+    return q.reshape(w.shape)
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, group_size: int) -> torch.Tensor:
+    grouped = _groups(q.float(), group_size)
+    if zero is not None:
+        grouped = grouped - zero[..., None]
+    return (grouped * scale[..., None]).reshape(q.shape)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """(out, in) codes 0..15 -> (out, in / 2) uint8, low nibble first."""
+    q = q.to(torch.uint8)
+    return q[:, 0::2] | (q[:, 1::2] << 4)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    return torch.stack([packed & 0x0F, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
+
+
+class QuantLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, bits: int, group_size: int, bias: bool,
+                 input_scale: bool = False, device=None, dtype=torch.float32):
+        super().__init__()
+        if bits not in (4, 8):
+            raise LlmkitError(f"bits must be 4 or 8, got {bits}")
+        self.in_features, self.out_features, self.bits, self.group_size = in_features, out_features, bits, group_size
+        n_groups = in_features // (group_size or in_features)
+        kw = {"device": device}
+        shape = (out_features, in_features if bits == 8 else in_features // 2)
+        self.register_buffer("qweight", torch.zeros(shape, dtype=torch.int8 if bits == 8 else torch.uint8, **kw))
+        self.register_buffer("scales", torch.ones(out_features, n_groups, dtype=dtype, **kw))
+        self.register_buffer("zeros", torch.zeros(out_features, n_groups, dtype=torch.uint8, **kw) if bits == 4 else None)
+        self.register_buffer("input_scale", torch.ones(in_features, dtype=dtype, **kw) if input_scale else None)
+        self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, **kw) if bias else None)
+
+    @classmethod
+    def from_codes(cls, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int, group_size: int,
+                   bias: torch.Tensor | None, input_scale: torch.Tensor | None = None) -> QuantLinear:
+        out_f, in_f = q.shape
+        module = cls(in_f, out_f, bits, group_size, bias is not None, input_scale is not None, q.device, scale.dtype)
+        module.qweight = q.to(torch.int8) if bits == 8 else pack_int4(q)
+        module.scales = scale.contiguous()
+        if zero is not None:
+            module.zeros = zero.to(torch.uint8)
+        if input_scale is not None:
+            module.input_scale = input_scale.contiguous()
+        if bias is not None:
+            module.bias = bias.detach().clone()
+        return module
+
+    def codes(self) -> torch.Tensor:
+        return self.qweight if self.bits == 8 else unpack_int4(self.qweight)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantised weight (out, in), built on demand."""
+        zero = None if self.zeros is None else self.zeros.float()
+        return dequantize(self.codes(), self.scales.float(), zero, self.group_size).to(self.scales.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_scale is not None:
+            x = x / self.input_scale.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, int{self.bits}, group={self.group_size or 'channel'}"
