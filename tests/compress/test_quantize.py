@@ -116,3 +116,20 @@ def test_compress_quantize_cli_writes_a_servable_checkpoint(trained_small, prepa
     assert main(["compress", "quantize", "--checkpoint", str(trained_small), "--out", str(tmp_path / "x"),
                  "--method", "awq"]) == 2  # calibration is required, and the error says so
     assert "needs calibration text" in capsys.readouterr().err
+
+
+def test_int8_kernel_matches_dequantised_linear():
+    from llmkit.compress.awq import rtn
+    from llmkit.compress.quant_linear import KERNEL_MIN_WEIGHTS, int8_kernel
+
+    if int8_kernel() is None:
+        pytest.skip("no C++ toolchain: the dequantising path serves every call")
+    torch.manual_seed(0)
+    w = torch.randn(KERNEL_MIN_WEIGHTS // 1024 + 3, 1024)  # an odd row count exercises the kernel's tail
+    codes, scale, zero = rtn(w, 8, 0)
+    module = QuantLinear.from_codes(codes, scale, zero, 8, 0, torch.randn(len(w)))
+    x = torch.randn(1, 1, 1024)
+    with torch.no_grad():
+        kernel = module(x)
+        reference = torch.nn.functional.linear(x, module.weight, module.bias)
+    assert torch.allclose(kernel, reference, atol=1e-3, rtol=1e-4)

@@ -59,7 +59,10 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
         raise LlmkitError(f"unknown quantization method {method!r}; choose one of {', '.join(METHODS)}")
     if method in NEEDS_CALIBRATION and calibration is None:
         raise LlmkitError(f"{method} needs calibration text: pass --calib FILE (or the data directory)")
-    cfg = QuantConfig(method, group_size, linear_targets(model))
+    # int8 also takes the output head when it is not tied to the embeddings: at batch-1 decode the
+    # head is read every token (a vocabulary-sized matrix), and int8 costs it no measurable quality
+    skip = ("lm_head",) if method != "int8" or model.cfg.tie_embeddings else ()
+    cfg = QuantConfig(method, group_size, linear_targets(model, skip))
     stats = collect_input_stats(model, calibration, cfg.modules) if method in NEEDS_CALIBRATION else {}
     for name in cfg.modules:
         linear = model.get_submodule(name)

@@ -10,44 +10,19 @@ cached per CPU model since it uses -march=native). Set LLMKIT_NO_KERNELS=1 to us
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import logging
-import os
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-log = logging.getLogger(__name__)
+from llmkit.native import build_extension
+
 SOURCE = Path(__file__).with_name("kernels") / "paged_attention.cpp"
 
 
-def _cpu_tag() -> str:
-    """Distinguishes builds for different instruction sets (the kernel is built with -march=native)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        flags = ""
-    return hashlib.sha1(flags.encode()).hexdigest()[:8]
-
-
-@functools.cache
 def decode_kernel():
     """The compiled extension, or None (disabled, or no compiler: the fallback is used)."""
-    if os.environ.get("LLMKIT_NO_KERNELS"):
-        return None
-    try:
-        import ninja
-        from torch.utils.cpp_extension import load
-
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-        return load(f"llmkit_paged_attention_{_cpu_tag()}", [str(SOURCE)],
-                    extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
-    except Exception as error:  # noqa: BLE001 - any build failure means: use the torch path
-        log.warning("paged attention kernel unavailable (%s); using the gather + SDPA fallback",
-                    str(error).splitlines()[0] if str(error) else type(error).__name__)
-        return None
+    return build_extension("llmkit_paged_attention", str(SOURCE))
 
 
 def gather_decode_attention(q, k_cache, v_cache, block_tables, context_lens, block_size: int, scale: float,
