@@ -1,6 +1,6 @@
 """Compression trade-offs, one process, fp32 on CPU.
 
-(1) Quality: every quantization method on a trained checkpoint (default: the demo model and its
+(1) Quality: every quantization and pruning method (50%, and 2:4) on a trained checkpoint (default: the demo model and its
     validation shards from `make demo`): size on disk, validation perplexity, batch-1 greedy decode
     tokens/s, each against the uncompressed model.
 (2) Speed where it matters: batch-1 decode of int8 weight-only vs fp32 on a model large enough to be
@@ -24,6 +24,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.compress.calibration_data import calibration_windows
+from llmkit.compress.prune import prune_model
 from llmkit.compress.quantize import load_quantized, quantize_model, save_quantized
 from llmkit.data.loader import TokenDataset
 from llmkit.infer import generate_ids
@@ -75,7 +76,15 @@ def quality(checkpoint: str, data: str) -> list[dict]:
             save_quantized(model, tmp, tokenizer)
             reloaded = load_quantized(tmp)
             rows.append({"method": method, "size_mib": size_mib(Path(tmp)), "perplexity": perplexity(reloaded, data),
-                         "decode_tokens_per_s": decode_tokens_per_s(reloaded), "quantize_seconds": seconds})
+                         "decode_tokens_per_s": decode_tokens_per_s(reloaded), "compress_seconds": seconds})
+    for method, pattern in (("magnitude", None), ("wanda", None), ("sparsegpt", None), ("wanda", "2:4"),
+                            ("sparsegpt", "2:4")):
+        model = load_checkpoint(checkpoint)
+        started = time.perf_counter()
+        prune_model(model, method, 0.5, pattern, calib)
+        rows.append({"method": f"{method} {pattern or '50%'}", "size_mib": rows[0]["size_mib"],
+                     "perplexity": perplexity(model, data), "decode_tokens_per_s": decode_tokens_per_s(model),
+                     "compress_seconds": time.perf_counter() - started})
     for row in rows:
         row |= {"size_vs_fp32": row["size_mib"] / rows[0]["size_mib"],
                 "perplexity_vs_fp32": row["perplexity"] / rows[0]["perplexity"],
@@ -103,9 +112,9 @@ def main() -> None:
     result = {}
     if Path(args.checkpoint).is_dir() and Path(args.data).is_dir():
         result["quality"] = quality(args.checkpoint, args.data)
-        print(f"{'method':<8}{'MiB':>8}{'vs fp32':>9}{'ppl':>10}{'vs fp32':>9}{'tok/s':>8}{'vs fp32':>9}")
+        print(f"{'method':<16}{'MiB':>8}{'vs fp32':>9}{'ppl':>10}{'vs fp32':>9}{'tok/s':>8}{'vs fp32':>9}")
         for r in result["quality"]:
-            print(f"{r['method']:<8}{r['size_mib']:>8.1f}{r['size_vs_fp32']:>9.1%}{r['perplexity']:>10.3f}"
+            print(f"{r['method']:<16}{r['size_mib']:>8.1f}{r['size_vs_fp32']:>9.1%}{r['perplexity']:>10.3f}"
                   f"{r['perplexity_vs_fp32'] - 1:>+9.2%}{r['decode_tokens_per_s']:>8.0f}{r['decode_vs_fp32']:>8.2f}x")
     else:
         print(f"skipping the quality table: {args.checkpoint} or {args.data} missing (run `make demo` first)")

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "merge": ("llmkit.finetune.commands:merge", "Fold a LoRA adapter into a checkpoint's weights"),
     "compress": {
         "quantize": ("llmkit.compress.commands:quantize", "Quantize a checkpoint (int8, int4, GPTQ, AWQ) for generate/serve"),
+        "prune": ("llmkit.compress.commands:prune", "Prune a checkpoint (magnitude, Wanda, SparseGPT; N:M patterns)"),
     },
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),

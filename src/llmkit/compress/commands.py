@@ -1,4 +1,4 @@
-"""`llmkit compress quantize`."""
+"""`llmkit compress quantize | prune`."""
 
 from __future__ import annotations
 
@@ -37,3 +37,35 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
     size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
     print(f"{method}: {len(cfg.modules)} Linears quantized; {size(checkpoint) / 2**20:.1f} MiB -> "
           f"{size(out) / 2**20:.1f} MiB on disk -> {out}")
+
+
+def prune(checkpoint: str, out: str, method: Literal["magnitude", "wanda", "sparsegpt"] = "wanda",
+          sparsity: float = 0.5, pattern: str | None = None, calib: str | None = None, calib_windows: int = 32,
+          calib_len: int = 128) -> None:
+    """Prune a checkpoint's block Linears to a sparsity (or an N:M pattern) and save it (same layout).
+
+    magnitude drops the smallest weights of each matrix; wanda the smallest |W| x ||X|| in each row;
+    sparsegpt prunes with second-order error compensation. wanda and sparsegpt read calibration text.
+
+    Args:
+        checkpoint: HF-layout checkpoint directory with its tokenizer.
+        out: output directory (a plain HF-layout checkpoint with zeros where weights were pruned).
+        method: pruning method.
+        sparsity: share of each matrix's weights to remove (ignored with --pattern).
+        pattern: N:M semi-structured pattern, e.g. 2:4 (N of every M consecutive inputs pruned).
+        calib: calibration text for wanda/sparsegpt: a prepared data directory, .txt or .jsonl.
+        calib_windows: how many token windows of calibration text to use.
+        calib_len: tokens per calibration window.
+    """
+    from llmkit.checkpoint import load_checkpoint, save_checkpoint
+    from llmkit.compress.calibration_data import calibration_windows
+    from llmkit.compress.prune import prune_model
+    from llmkit.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_dir(checkpoint)
+    model = load_checkpoint(checkpoint)
+    batches = None if calib is None else calibration_windows(calib, tokenizer, calib_windows, calib_len).split(8)
+    achieved = prune_model(model, method, sparsity, pattern, batches)
+    save_checkpoint(model, out, tokenizer=tokenizer)
+    mean = sum(achieved.values()) / len(achieved)
+    print(f"{method}{' ' + pattern if pattern else ''}: {len(achieved)} Linears pruned, mean sparsity {mean:.1%} -> {out}")
