@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "compress": {
         "quantize": ("llmkit.compress.commands:quantize", "Quantize a checkpoint (int8, int4, GPTQ, AWQ) for generate/serve"),
         "prune": ("llmkit.compress.commands:prune", "Prune a checkpoint (magnitude, Wanda, SparseGPT; N:M patterns)"),
+        "distill": ("llmkit.compress.commands:distill", "Distil a teacher checkpoint into a student model (logit KD)"),
     },
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
@@ -39,7 +40,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
 }
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
-            "llmkit.finetune.commands:reward_train"}
+            "llmkit.finetune.commands:reward_train", "llmkit.compress.commands:distill"}
 NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:finetune"}
 
 

@@ -1,4 +1,4 @@
-"""`llmkit compress quantize | prune`."""
+"""`llmkit compress quantize | prune | distill`."""
 
 from __future__ import annotations
 
@@ -69,3 +69,11 @@ def prune(checkpoint: str, out: str, method: Literal["magnitude", "wanda", "spar
     save_checkpoint(model, out, tokenizer=tokenizer)
     mean = sum(achieved.values()) / len(achieved)
     print(f"{method}{' ' + pattern if pattern else ''}: {len(achieved)} Linears pruned, mean sparsity {mean:.1%} -> {out}")
+
+
+def distill(args: list[str], prog: str) -> None:
+    """Train a student (--model NAME or config) on prepared shards with a teacher's soft targets."""
+    from llmkit.compress.distill import DistillConfig, run_distill
+    from llmkit.config import parse_with_config
+
+    run_distill(parse_with_config(DistillConfig, args, prog))

@@ -19,7 +19,11 @@ from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
 from llmkit.model import ModelConfig, build_model, count_parameters, named_config
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.checkpointing import export_model, load_training_checkpoint, save_training_checkpoint
+from llmkit.train.checkpointing import (
+    export_model,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from llmkit.train.config import PretrainConfig
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import build_objective
@@ -85,7 +89,8 @@ def _has_val(data_dir: str) -> bool:
     return bool(read_index(data_dir)["val"])
 
 
-def run_pretrain(cfg: PretrainConfig) -> dict:
+def run_pretrain(cfg: PretrainConfig, objective=None) -> dict:
+    """`objective`: a Task to train with instead of cfg.objective's (distillation passes its own)."""
     if not cfg.data:
         raise LlmkitError("--data DIR is required (the output of `llmkit data prepare`)")
     ctx = init_distributed(cfg.parallel, cfg.device)
@@ -96,7 +101,7 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
     announce(f"{model_cfg.name}: {count_parameters(model_cfg):,} parameters, objective {cfg.objective}, "
              f"world {ctx.world_size} {ctx.degrees}, device {ctx.device}, precision {cfg.precision}")
     model = build_training_model(cfg, model_cfg, ctx)
-    objective = build_objective(cfg.objective, tokenizer, model_cfg.vocab_size)
+    objective = objective or build_objective(cfg.objective, tokenizer, model_cfg.vocab_size)
     pipeline = None
     if ctx.degree("pp") > 1:
         pipeline = _pipeline(model, cfg, ctx)
