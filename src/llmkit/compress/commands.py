@@ -39,19 +39,23 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
           f"{size(out) / 2**20:.1f} MiB on disk -> {out}")
 
 
-def prune(checkpoint: str, out: str, method: Literal["magnitude", "wanda", "sparsegpt"] = "wanda",
+def prune(checkpoint: str, out: str,
+          method: Literal["magnitude", "wanda", "sparsegpt", "nm", "heads", "channels", "layers"] = "wanda",
           sparsity: float = 0.5, pattern: str | None = None, calib: str | None = None, calib_windows: int = 32,
           calib_len: int = 128) -> None:
-    """Prune a checkpoint's block Linears to a sparsity (or an N:M pattern) and save it (same layout).
+    """Prune a checkpoint and save it: unstructured or N:M zeros, or a smaller model.
 
     magnitude drops the smallest weights of each matrix; wanda the smallest |W| x ||X|| in each row;
-    sparsegpt prunes with second-order error compensation. wanda and sparsegpt read calibration text.
+    sparsegpt prunes with second-order error compensation; nm is wanda with --pattern (default 2:4).
+    heads, channels and layers remove that share of attention head groups, MLP channels or blocks
+    by importance on calibration text, and save a smaller model with a valid config. All but
+    magnitude read calibration text.
 
     Args:
         checkpoint: HF-layout checkpoint directory with its tokenizer.
         out: output directory (a plain HF-layout checkpoint with zeros where weights were pruned).
         method: pruning method.
-        sparsity: share of each matrix's weights to remove (ignored with --pattern).
+        sparsity: share of weights (or of heads, channels, layers) to remove (ignored with --pattern).
         pattern: N:M semi-structured pattern, e.g. 2:4 (N of every M consecutive inputs pruned).
         calib: calibration text for wanda/sparsegpt: a prepared data directory, .txt or .jsonl.
         calib_windows: how many token windows of calibration text to use.
@@ -60,11 +64,24 @@ def prune(checkpoint: str, out: str, method: Literal["magnitude", "wanda", "spar
     from llmkit.checkpoint import load_checkpoint, save_checkpoint
     from llmkit.compress.calibration_data import calibration_windows
     from llmkit.compress.prune import prune_model
+    from llmkit.errors import LlmkitError
     from llmkit.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(checkpoint)
     model = load_checkpoint(checkpoint)
     batches = None if calib is None else calibration_windows(calib, tokenizer, calib_windows, calib_len).split(8)
+    if method in ("heads", "channels", "layers"):
+        from llmkit.compress.structured import prune_structure
+
+        if batches is None:
+            raise LlmkitError(f"--method {method} needs calibration text: pass --calib FILE (or the data directory)")
+        counts = prune_structure(model, method, 1 - sparsity, batches)
+        save_checkpoint(model, out, tokenizer=tokenizer)
+        print(f"{method}: {counts['parameters_before']:,} -> {counts['parameters_after']:,} parameters "
+              f"({1 - counts['parameters_after'] / counts['parameters_before']:.1%} fewer) -> {out}")
+        return
+    if method == "nm":
+        method, pattern = "wanda", pattern or "2:4"
     achieved = prune_model(model, method, sparsity, pattern, batches)
     save_checkpoint(model, out, tokenizer=tokenizer)
     mean = sum(achieved.values()) / len(achieved)
