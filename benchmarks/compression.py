@@ -24,8 +24,9 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.compress.calibration_data import calibration_windows
+from llmkit.compress.checkpoint import load_compressed, save_compressed
 from llmkit.compress.prune import prune_model
-from llmkit.compress.quantize import load_quantized, quantize_model, save_quantized
+from llmkit.compress.quantize import quantize_model
 from llmkit.data.loader import TokenDataset
 from llmkit.infer import generate_ids
 from llmkit.model import build_model, named_config
@@ -73,8 +74,8 @@ def quality(checkpoint: str, data: str) -> list[dict]:
         quantize_model(model, method, 128, calib)
         seconds = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as tmp:
-            save_quantized(model, tmp, tokenizer)
-            reloaded = load_quantized(tmp)
+            save_compressed(model, tmp, method, tokenizer)
+            reloaded = load_compressed(tmp)
             rows.append({"method": method, "size_mib": size_mib(Path(tmp)), "perplexity": perplexity(reloaded, data),
                          "decode_tokens_per_s": decode_tokens_per_s(reloaded), "compress_seconds": seconds})
     for method, pattern in (("magnitude", None), ("wanda", None), ("sparsegpt", None), ("wanda", "2:4"),

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from llmkit.checkpoint import load_checkpoint
+from llmkit.compress.checkpoint import load_compressed, save_compressed
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear, dequantize, pack_int4, unpack_int4
-from llmkit.compress.quantize import load_quantized, quantize_model, save_quantized
+from llmkit.compress.quantize import quantize_model
 from tests.compress.conftest import perplexity, windows
 
 
@@ -93,11 +94,11 @@ def test_quantized_checkpoint_saves_reloads_and_generates(trained_small, prepare
 
     model = load_checkpoint(trained_small)
     quantize_model(model, method, 128, list(windows(prepared_data, "train", count=8).split(4)))
-    save_quantized(model, tmp_path / "q", Tokenizer.from_dir(trained_small))
+    save_compressed(model, tmp_path / "q", method, Tokenizer.from_dir(trained_small))
     size = sum(f.stat().st_size for f in (tmp_path / "q").glob("*.safetensors"))
     full = sum(f.stat().st_size for f in trained_small.glob("*.safetensors"))
     assert size < full * (0.6 if method == "int8" else 0.5)
-    reloaded = load_quantized(tmp_path / "q")
+    reloaded = load_compressed(tmp_path / "q")
     tokens = windows(prepared_data, "val", count=2)[:, :-1]
     with torch.no_grad():
         assert torch.equal(reloaded(tokens), model.eval()(tokens))

@@ -1,4 +1,4 @@
-"""`llmkit compress quantize | prune | distill`."""
+"""`llmkit compress quantize | prune | lowrank | distill`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
 
     Args:
         checkpoint: HF-layout checkpoint directory with its tokenizer.
-        out: output directory (quantization.json + quantized.safetensors + config + tokenizer).
+        out: output directory (compression.json + compressed.safetensors + config + tokenizer).
         method: quantization method.
         group_size: inputs per scale for int4/gptq/awq (int8 is per channel).
         calib: calibration text for gptq/awq: a prepared data directory, .txt or .jsonl ("text" field).
@@ -26,14 +26,15 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
 
     from llmkit.checkpoint import load_checkpoint
     from llmkit.compress.calibration_data import calibration_windows
-    from llmkit.compress.quantize import quantize_model, save_quantized
+    from llmkit.compress.checkpoint import save_compressed
+    from llmkit.compress.quantize import quantize_model
     from llmkit.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(checkpoint)
     model = load_checkpoint(checkpoint)
     batches = None if calib is None else calibration_windows(calib, tokenizer, calib_windows, calib_len).split(8)
     cfg = quantize_model(model, method, group_size, batches)
-    save_quantized(model, out, tokenizer)
+    save_compressed(model, out, method, tokenizer)
     size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
     print(f"{method}: {len(cfg.modules)} Linears quantized; {size(checkpoint) / 2**20:.1f} MiB -> "
           f"{size(out) / 2**20:.1f} MiB on disk -> {out}")
@@ -94,3 +95,32 @@ def distill(args: list[str], prog: str) -> None:
     from llmkit.config import parse_with_config
 
     run_distill(parse_with_config(DistillConfig, args, prog))
+
+
+def lowrank(checkpoint: str, out: str, rank_ratio: float = 0.5, activation_aware: bool = False,
+            calib: str | None = None, calib_windows: int = 32, calib_len: int = 128) -> None:
+    """Replace each block Linear by two thin ones from a truncated SVD, and save the smaller model.
+
+    Args:
+        checkpoint: HF-layout checkpoint directory with its tokenizer.
+        out: output directory (compression.json + compressed.safetensors + config + tokenizer).
+        rank_ratio: kept share of each matrix's parameters (the rank follows from it).
+        activation_aware: truncate for the layers' actual inputs (SVD-LLM whitening); needs --calib.
+        calib: calibration text: a prepared data directory, .txt or .jsonl.
+        calib_windows: how many token windows of calibration text to use.
+        calib_len: tokens per calibration window.
+    """
+    from llmkit.checkpoint import load_checkpoint
+    from llmkit.compress.calibration_data import calibration_windows
+    from llmkit.compress.checkpoint import save_compressed
+    from llmkit.compress.lowrank import lowrank_model
+    from llmkit.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_dir(checkpoint)
+    model = load_checkpoint(checkpoint)
+    before = sum(p.numel() for p in model.parameters())
+    batches = None if calib is None else calibration_windows(calib, tokenizer, calib_windows, calib_len).split(8)
+    ranks = lowrank_model(model, rank_ratio, activation_aware, batches)
+    save_compressed(model, out, "svd-whitened" if activation_aware else "svd", tokenizer)
+    after = sum(p.numel() for p in model.parameters())
+    print(f"{len(ranks)} Linears factorised; {before:,} -> {after:,} parameters -> {out}")

@@ -1,38 +1,26 @@
-"""Quantize a model's Linears (`quantize_model`), save it (`save_quantized`) and rebuild it for
-inference (`load_quantized`: the model built on the meta device, its Linears swapped for empty
-QuantLinears of the recorded format, the stored tensors assigned).
+"""Quantize a model's Linears in place (`quantize_model`); save and reload the result with
+llmkit.compress.checkpoint (save_compressed / load_compressed).
 
     int8   weight-only, per output channel, round to nearest
     int4   weight-only, group-wise (default 128), round to nearest
     gptq   int4 group-wise, GPTQ's error-compensating rounding (needs calibration text)
     awq    int4 group-wise, activation-aware input scaling (needs calibration text)
-
-A quantized checkpoint directory: config.json (HF), quantization.json (method, bits, group size,
-which modules), quantized.safetensors (llmkit tensor names), generation_config.json, tokenizer.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from llmkit.checkpoint.hf_config import to_hf_config
-from llmkit.checkpoint.io import load_config
 from llmkit.compress.awq import awq_quantize, rtn
 from llmkit.compress.calibration import collect_input_stats, linear_targets
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
-from llmkit.fileio import atomic_dir, write_json
-from llmkit.model import build_model
 
-QUANT_FILE, WEIGHTS_FILE = "quantization.json", "quantized.safetensors"
 METHODS = ("int8", "int4", "gptq", "awq")
 NEEDS_CALIBRATION = ("gptq", "awq")
 
@@ -80,43 +68,3 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
                                                          input_scale.to(w.device, w.dtype)))
     model.quant_config = cfg
     return cfg
-
-
-def save_quantized(model: nn.Module, out_dir: str | Path, tokenizer=None) -> Path:
-    cfg: QuantConfig = model.quant_config
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if model.cfg.tie_embeddings:
-        state.pop("lm_head.weight", None)
-    with atomic_dir(out_dir) as tmp:
-        write_json(tmp / "config.json", to_hf_config(model.cfg, "float32"))
-        write_json(tmp / QUANT_FILE, asdict(cfg))
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        write_json(tmp / "generation_config.json", {"bos_token_id": model.cfg.bos_token_id,
-                                                    "eos_token_id": model.cfg.eos_token_id,
-                                                    "pad_token_id": model.cfg.pad_token_id})
-        if tokenizer is not None:
-            tokenizer.save(tmp)
-    return Path(out_dir)
-
-
-def is_quantized(checkpoint_dir: str | Path) -> bool:
-    return (Path(checkpoint_dir) / QUANT_FILE).is_file()
-
-
-def load_quantized(checkpoint_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    path = Path(checkpoint_dir)
-    cfg = QuantConfig(**json.loads((path / QUANT_FILE).read_text()))
-    model = build_model(load_config(path))  # meta
-    bias = lambda name: model.get_submodule(name).bias is not None
-    for name in cfg.modules:
-        linear = model.get_submodule(name)
-        model.set_submodule(name, QuantLinear(linear.in_features, linear.out_features, cfg.bits, cfg.groups,
-                                              bias(name), cfg.method == "awq", device="meta"))
-    state = load_file(str(path / WEIGHTS_FILE), device=str(device))
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    missing = [k for k in missing if not (model.cfg.tie_embeddings and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise LlmkitError(f"{path}: quantized weights do not match quantization.json ({(missing + unexpected)[:3]})")
-    model.tie_weights()
-    model.quant_config = cfg
-    return model.eval()

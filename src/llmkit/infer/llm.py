@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.compress.quantize import is_quantized, load_quantized
+from llmkit.compress.checkpoint import is_compressed, load_compressed
 from llmkit.errors import LlmkitError
 from llmkit.infer.beam_search import beam_search
 from llmkit.infer.generate import generate_ids
@@ -40,10 +40,10 @@ class LLM:
         compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md)."""
         path = Path(checkpoint_dir)
-        if is_quantized(path):  # written by `llmkit compress quantize`
+        if is_compressed(path):  # written by `llmkit compress quantize | lowrank`
             if offload or launched_world_size() > 1:
-                raise LlmkitError("quantized checkpoints load in one process without --offload")
-            model = load_quantized(path, device=device)
+                raise LlmkitError("compressed checkpoints load in one process without --offload")
+            model = load_compressed(path, device=device)
         elif offload:
             model, _ = load_streaming(path, device=device, dtype=dtype)
         elif launched_world_size() > 1:  # under torchrun: one shard of every block per rank
