@@ -57,3 +57,22 @@ def prepared_data(tmp_path_factory):
     assert main(["data", "prepare", "--input", str(corpus), "--out", str(root / "data"), "--steps",
                  "normalize,tokenize", "--vocab-size", "400", "--no-progress"]) == 0
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def trained_small(prepared_data, tmp_path_factory):
+    """tiny-llama (d_model 128, 4 layers) pre-trained for 300 steps on the prepared shards: a model
+    whose weights have structure, so compression quality can be compared on validation perplexity."""
+    from llmkit.train.config import (
+        DataConfig,
+        OptimConfig,
+        PretrainConfig,
+        ScheduleConfig,
+    )
+    from llmkit.train.pretrain import run_pretrain
+
+    out = tmp_path_factory.mktemp("compress") / "run"
+    run_pretrain(PretrainConfig(data=str(prepared_data), out=str(out), model="tiny-llama", max_steps=300,
+                                eval_every=0, progress=False, optim=OptimConfig(lr=3e-3),
+                                schedule=ScheduleConfig(warmup_steps=20), batch=DataConfig(seq_len=64, batch_size=8)))
+    return out / "final"

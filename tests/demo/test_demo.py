@@ -18,7 +18,8 @@ def test_demo_runs_end_to_end_on_user_input(tmp_path):
                  "pretrain/metrics.jsonl", "pretrain/loss_curve.png", "pretrain/final/config.json",
                  "pretrain/final/model.safetensors", "pretrain/final/tokenizer.json", "samples.md", "summary.json",
                  "tasks/copy/train.jsonl", "sft/adapter/adapter_config.json", "sft/final/model.safetensors",
-                 "dpo/final/model.safetensors", "dpo/summary.json"):
+                 "dpo/final/model.safetensors", "dpo/summary.json", "compress/report.md",
+                 "compress/tradeoff.png"):
         assert (out / name).is_file(), name
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # it learned something
     assert json.loads((out / "summary.json").read_text())["steps"] == 40
@@ -26,5 +27,6 @@ def test_demo_runs_end_to_end_on_user_input(tmp_path):
     assert curation["docs_in"] == 44 and curation["docs_out"] == 43  # the duplicate is gone
     assert isinstance(LLM.load(out / "pretrain" / "final").generate("The quick", max_new_tokens=4), str)
     assert 0 <= summary["sft"]["exact_match_after"] <= 1 and summary["dpo"]["pairs_held_out"] == 100
+    assert [r["method"] for r in summary["compression"]][:2] == ["fp32", "int8"]
     served = summary["served_chat"]  # the server answered the openai client's chat request
     assert isinstance(served["reply"], str) and 1 <= served["completion_tokens"] <= 8

@@ -1,6 +1,7 @@
 """The main job, `llmkit demo`: the model lifecycle on a CPU, writing everything under one
 directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples -> SFT (LoRA)
--> DPO -> one chat request to the OpenAI-compatible server, answered by the aligned model.
+-> DPO -> compression trade-off -> one chat request to the OpenAI-compatible server, answered by the
+aligned model.
 
     runs/demo/
       corpus.jsonl        the documents used (built-in corpus or --input files)
@@ -10,6 +11,7 @@ directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> chec
       tasks/              the built-in copy and recall task sets (`llmkit data tasks`)
       sft/                `llmkit finetune --method lora` output on the copy task: adapter/, final/
       dpo/                `llmkit align --method dpo` output on the recall preferences: final/
+      compress/           `llmkit compress report` on the pre-trained model: report.md, report.json, tradeoff.png
       summary.json        what ran, how long, the losses, the served chat reply
 """
 
@@ -26,6 +28,7 @@ import torch
 from llmkit.data.corpus import default_corpus, read_text_documents
 from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
+from llmkit.demo.compression_stage import run_compression_stage
 from llmkit.demo.tuning import run_dpo_stage, run_sft_stage
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer.llm import LLM
@@ -87,6 +90,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(samples)
     sft = run_sft_stage(out / "pretrain" / "final", out, cfg.sft_steps, cfg.seed, cfg.progress)
     dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
+    compression = run_compression_stage(out / "pretrain" / "final", out / "data", out / "compress")
     served = _serve_one_chat(LLM.load(out / "dpo" / "final"), out / "dpo" / "final", cfg)
     summary = {
         "config": asdict(cfg), "documents": len(docs), "documents_kept": stats["docs_out"],
@@ -95,7 +99,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "first_loss": result["first_loss"], "final_loss": result["final_loss"],
         "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
         "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
-        "sft": sft, "dpo": dpo, "served_chat": served,
+        "sft": sft, "dpo": dpo, "compression": compression, "served_chat": served,
         "total_seconds": time.perf_counter() - started,
     }
     write_json(out / "summary.json", summary)
@@ -160,7 +164,8 @@ def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
 def _report(out: Path, summary: dict) -> None:
     log(f"done in {summary['total_seconds']:.0f}s. Outputs in {out.resolve()}:")
     for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "pretrain/metrics.jsonl",
-                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "sft/final/", "dpo/final/", "summary.json"):
+                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "sft/final/", "dpo/final/", "compress/report.md",
+                 "compress/tradeoff.png", "summary.json"):
         print(f"  {out / name}")
     print(f"try: llmkit generate --checkpoint {out / 'pretrain' / 'final'} --prompt \"Return the\" --max-new-tokens 40")
     print(f"     llmkit serve --checkpoint {out / 'dpo' / 'final'}   # then any OpenAI client on http://127.0.0.1:8000/v1")
