@@ -35,6 +35,9 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "report": ("llmkit.eval.commands:compression_report", "Compare compression methods: size, speed, perplexity"),
         "distill": ("llmkit.compress.commands:distill", "Distil a teacher checkpoint into a student model (logit KD)"),
     },
+    "export": {
+        "gguf": ("llmkit.checkpoint.commands:export_gguf", "Write a checkpoint as GGUF (f16, q8_0, q4_0) for llama.cpp"),
+    },
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),
