@@ -62,10 +62,9 @@ def probe(method: str, batch: int, seq_len: int, steps: int, checkpointing: bool
     import torch
 
     from llmkit.dist.parallelize import apply_activation_checkpointing
-
     from llmkit.finetune.lora import LoraConfig, apply_lora, trainable_parameters
-    from llmkit.finetune.nf4 import quantize_model_nf4
     from llmkit.model import build_model, named_config
+    from llmkit.nf4 import quantize_model_nf4
     from llmkit.train.objectives import CausalLM
 
     torch.manual_seed(0)

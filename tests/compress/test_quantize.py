@@ -134,3 +134,28 @@ def test_int8_kernel_matches_dequantised_linear():
         kernel = module(x)
         reference = torch.nn.functional.linear(x, module.weight, module.bias)
     assert torch.allclose(kernel, reference, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["nf4", "dynamic-int8"])
+def test_nf4_and_dynamic_int8_stay_close_and_round_trip(trained_small, prepared_data, tmp_path, eval_setup, method):
+    base, ppl = eval_setup
+    print(f"fp32 {base:.3f} {method} {ppl(method):.3f}")
+    assert ppl(method) <= base * 1.02
+    model = load_checkpoint(trained_small)
+    quantize_model(model, method)
+    save_compressed(model, tmp_path / method, method)
+    tokens = windows(prepared_data, "val", count=2)[:, :-1]
+    with torch.no_grad():
+        assert torch.equal(load_compressed(tmp_path / method)(tokens), model.eval()(tokens))
+
+
+def test_dynamic_int8_matmul_matches_its_formula():
+    from llmkit.compress.awq import rtn
+
+    torch.manual_seed(0)
+    w, x = torch.randn(32, 64), torch.randn(3, 64)
+    codes, scale, _ = rtn(w, 8, 0)
+    module = QuantLinear.from_codes(codes, scale, None, 8, 0, None, dynamic=True)
+    x_scale = x.abs().amax(1, keepdim=True) / 127
+    want = (torch.round(x / x_scale) * x_scale) @ (codes * scale).T  # dequantised both sides, float math
+    assert torch.allclose(module(x), want, atol=1e-4)

@@ -9,7 +9,7 @@ from llmkit.checkpoint import load_checkpoint
 from llmkit.cli import main
 from llmkit.errors import LlmkitError
 from llmkit.finetune.lora import LoraConfig, apply_lora, lora_modules
-from llmkit.finetune.nf4 import (
+from llmkit.nf4 import (
     NF4_LEVELS,
     NF4Linear,
     dequantize_nf4,

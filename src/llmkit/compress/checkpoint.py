@@ -22,6 +22,7 @@ from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir, write_json
 from llmkit.model import build_model
+from llmkit.nf4 import NF4Linear
 
 MANIFEST, WEIGHTS = "compression.json", "compressed.safetensors"
 
@@ -31,7 +32,9 @@ def module_spec(module: nn.Module) -> dict:
     if isinstance(module, QuantLinear):
         return {"kind": "quant", "in": module.in_features, "out": module.out_features, "bits": module.bits,
                 "group_size": module.group_size, "bias": module.bias is not None,
-                "input_scale": module.input_scale is not None}
+                "input_scale": module.input_scale is not None, "dynamic": module.dynamic}
+    if isinstance(module, NF4Linear):
+        return {"kind": "nf4", "in": module.in_features, "out": module.out_features, "bias": module.bias is not None}
     if isinstance(module, LowRankLinear):
         return {"kind": "lowrank", "in": module.in_features, "out": module.out_features, "rank": module.rank,
                 "bias": module.up.bias is not None}
@@ -41,14 +44,17 @@ def module_spec(module: nn.Module) -> dict:
 def _empty(spec: dict) -> nn.Module:
     if spec["kind"] == "quant":
         return QuantLinear(spec["in"], spec["out"], spec["bits"], spec["group_size"], spec["bias"],
-                           spec["input_scale"], device="meta")
+                           spec["input_scale"], device="meta", dynamic=spec.get("dynamic", False))
+    if spec["kind"] == "nf4":
+        return NF4Linear.empty(spec["in"], spec["out"], spec["bias"])
     if spec["kind"] == "lowrank":
         return LowRankLinear(spec["in"], spec["out"], spec["rank"], spec["bias"], device="meta")
     raise LlmkitError(f"unknown compressed module kind {spec['kind']!r} in {MANIFEST}")
 
 
 def save_compressed(model: nn.Module, out_dir: str | Path, method: str, tokenizer=None) -> Path:
-    modules = {name: module_spec(m) for name, m in model.named_modules() if isinstance(m, (QuantLinear, LowRankLinear))}
+    modules = {name: module_spec(m) for name, m in model.named_modules()
+               if isinstance(m, (QuantLinear, LowRankLinear, NF4Linear))}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 
-def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", "awq"] = "int8",
+def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", "awq", "nf4", "dynamic-int8"] = "int8",
              group_size: int = 128, calib: str | None = None, calib_windows: int = 32, calib_len: int = 128) -> None:
     """Quantize a checkpoint's block Linears and save a checkpoint that `generate`, `serve` and `chat` load.
 
     int8 is weight-only per output channel; int4 is group-wise round to nearest; gptq and awq are
     int4 group-wise with calibration (GPTQ's error-compensating rounding, AWQ's activation-aware
-    scaling). Embeddings and the output head stay in full precision.
+    scaling); nf4 is QLoRA's 4-bit NormalFloat; dynamic-int8 also quantizes activations per token
+    and multiplies integers. Embeddings (and, except for int8, the output head) stay in full precision.
 
     Args:
         checkpoint: HF-layout checkpoint directory with its tokenizer.

@@ -6,6 +6,9 @@
           convention); w = (q - zero) * scale, q in [0, 15], two codes packed per byte
 
 `input_scale` (AWQ) divides the input channels before the matmul: y = Q(W diag(s)) (x / s).
+`dynamic` (int8 per channel only) also quantizes each input row to int8 at run time, with its own
+scale max|x|/127, and multiplies integers (torch._int_mm, int32 accumulation):
+y = (x_q q^T) * s_x * s_w.
 The forward pass dequantises the weight and calls F.linear, except for per-channel int8 on the
 CPU for one row (decoding) against a large weight: there a small C++ kernel
 (kernels/int8_linear.cpp) reads the int8 weights directly, a quarter of fp32's bytes.
@@ -81,11 +84,14 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
 
 class QuantLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bits: int, group_size: int, bias: bool,
-                 input_scale: bool = False, device=None, dtype=torch.float32):
+                 input_scale: bool = False, device=None, dtype=torch.float32, dynamic: bool = False):
         super().__init__()
         if bits not in (4, 8):
             raise LlmkitError(f"bits must be 4 or 8, got {bits}")
+        if dynamic and (bits != 8 or group_size):
+            raise LlmkitError("dynamic activation quantization needs int8 weights with one scale per channel")
         self.in_features, self.out_features, self.bits, self.group_size = in_features, out_features, bits, group_size
+        self.dynamic = dynamic
         n_groups = in_features // (group_size or in_features)
         kw = {"device": device}
         shape = (out_features, in_features if bits == 8 else in_features // 2)
@@ -97,9 +103,10 @@ class QuantLinear(nn.Module):
 
     @classmethod
     def from_codes(cls, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int, group_size: int,
-                   bias: torch.Tensor | None, input_scale: torch.Tensor | None = None) -> QuantLinear:
+                   bias: torch.Tensor | None, input_scale: torch.Tensor | None = None, dynamic: bool = False) -> QuantLinear:
         out_f, in_f = q.shape
-        module = cls(in_f, out_f, bits, group_size, bias is not None, input_scale is not None, q.device, scale.dtype)
+        module = cls(in_f, out_f, bits, group_size, bias is not None, input_scale is not None, q.device, scale.dtype,
+                     dynamic)
         module.qweight = q.to(torch.int8) if bits == 8 else pack_int4(q)
         module.scales = scale.contiguous()
         if zero is not None:
@@ -119,7 +126,17 @@ class QuantLinear(nn.Module):
         zero = None if self.zeros is None else self.zeros.float()
         return dequantize(self.codes(), self.scales.float(), zero, self.group_size).to(self.scales.dtype)
 
+    def _dynamic_forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()  # (M, in)
+        x_scale = rows.abs().amax(1, keepdim=True).clamp(min=1e-8) / 127  # (M, 1)
+        x_q = torch.round(rows / x_scale).clamp(-127, 127).to(torch.int8)
+        y = torch._int_mm(x_q, self.qweight.T.contiguous()).float() * x_scale * self.scales[:, 0].float()[None, :]
+        y = y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dynamic:
+            return self._dynamic_forward(x)
         if (self.bits == 8 and not self.group_size and self.input_scale is None and x.device.type == "cpu"
                 and x.dtype == torch.float32 and self.scales.dtype == torch.float32 and x.numel() == self.in_features
                 and self.in_features * self.out_features >= KERNEL_MIN_WEIGHTS and not torch.is_grad_enabled()
@@ -132,4 +149,5 @@ class QuantLinear(nn.Module):
         return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, int{self.bits}, group={self.group_size or 'channel'}"
+        return (f"in={self.in_features}, out={self.out_features}, int{self.bits}, group={self.group_size or 'channel'}"
+                f"{', dynamic int8 activations' if self.dynamic else ''}")

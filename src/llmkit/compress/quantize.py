@@ -5,6 +5,8 @@ llmkit.compress.checkpoint (save_compressed / load_compressed).
     int4   weight-only, group-wise (default 128), round to nearest
     gptq   int4 group-wise, GPTQ's error-compensating rounding (needs calibration text)
     awq    int4 group-wise, activation-aware input scaling (needs calibration text)
+    nf4    4-bit NormalFloat in blocks of 64 with double-quantised scales (QLoRA's storage format)
+    dynamic-int8  int8 weights per channel and int8 activations per token, integer matmul
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from llmkit.compress.calibration import collect_input_stats, linear_targets
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
+from llmkit.nf4 import BLOCK as NF4_BLOCK
+from llmkit.nf4 import NF4Linear
 
-METHODS = ("int8", "int4", "gptq", "awq")
+METHODS = ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8")
 NEEDS_CALIBRATION = ("gptq", "awq")
 
 
@@ -33,11 +37,11 @@ class QuantConfig:
 
     @property
     def bits(self) -> int:
-        return 8 if self.method == "int8" else 4
+        return 8 if self.method in ("int8", "dynamic-int8") else 4
 
     @property
     def groups(self) -> int:
-        return 0 if self.method == "int8" else self.group_size
+        return 0 if self.bits == 8 else self.group_size
 
 
 def quantize_model(model: nn.Module, method: str, group_size: int = 128,
@@ -49,12 +53,17 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
         raise LlmkitError(f"{method} needs calibration text: pass --calib FILE (or the data directory)")
     # int8 also takes the output head when it is not tied to the embeddings: at batch-1 decode the
     # head is read every token (a vocabulary-sized matrix), and int8 costs it no measurable quality
-    skip = ("lm_head",) if method != "int8" or model.cfg.tie_embeddings else ()
+    skip = ("lm_head",) if method not in ("int8", "dynamic-int8") or model.cfg.tie_embeddings else ()
     cfg = QuantConfig(method, group_size, linear_targets(model, skip))
     stats = collect_input_stats(model, calibration, cfg.modules) if method in NEEDS_CALIBRATION else {}
     for name in cfg.modules:
         linear = model.get_submodule(name)
         w = linear.weight.detach()
+        if method == "nf4":
+            if w.numel() % NF4_BLOCK:
+                continue  # NF4 needs whole blocks of 64 weights; this Linear stays in full precision
+            model.set_submodule(name, NF4Linear(linear))
+            continue
         input_scale = None
         if method == "gptq":
             codes, scale, zero = gptq_quantize(w, stats[name].hessian, cfg.bits, cfg.groups)
@@ -65,6 +74,7 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
         model.set_submodule(name, QuantLinear.from_codes(codes.to(w.device), scale.to(w.device, w.dtype),
                                                          None if zero is None else zero.to(w.device), cfg.bits,
                                                          cfg.groups, linear.bias, None if input_scale is None else
-                                                         input_scale.to(w.device, w.dtype)))
+                                                         input_scale.to(w.device, w.dtype),
+                                                         dynamic=method == "dynamic-int8"))
     model.quant_config = cfg
     return cfg

@@ -2,7 +2,7 @@
 size on disk, weight memory, batch-1 decode tokens/s and validation perplexity, each against the
 uncompressed model - as report.json, report.md and tradeoff.png (size vs perplexity).
 
-Methods are named `int8`, `int4`, `gptq`, `awq` (quantization), `magnitude`, `wanda`, `sparsegpt`
+Methods are named `int8`, `int4`, `gptq`, `awq`, `nf4`, `dynamic-int8` (quantization), `magnitude`, `wanda`, `sparsegpt`
 (50% unstructured), `wanda-2:4`, `sparsegpt-2:4`, `lowrank` (rank ratio 0.5, whitened), `heads`,
 `channels`, `layers` (25% removed). Pruned models keep their dense storage, so their size does
 not shrink (sparse kernels are what would turn zeros into speed).
@@ -30,7 +30,7 @@ from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer import generate_ids
 from llmkit.tokenizer import Tokenizer
 
-ALL_METHODS = ("int8", "int4", "gptq", "awq", "magnitude", "wanda", "sparsegpt", "wanda-2:4", "sparsegpt-2:4",
+ALL_METHODS = ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8", "magnitude", "wanda", "sparsegpt", "wanda-2:4", "sparsegpt-2:4",
                "lowrank", "heads", "channels", "layers")
 
 
@@ -60,7 +60,7 @@ def decode_tokens_per_s(model, new_tokens: int = 64, prompt_len: int = 16) -> fl
 
 
 def _compress(model, method: str, calib: list[torch.Tensor]) -> None:
-    if method in ("int8", "int4", "gptq", "awq"):
+    if method in ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8"):
         quantize_model(model, method, 128, calib)
     elif method in ("magnitude", "wanda", "sparsegpt"):
         prune_model(model, method, 0.5, None, calib)
@@ -76,7 +76,7 @@ def _compress(model, method: str, calib: list[torch.Tensor]) -> None:
 
 def _measure(model, method: str, data_dir, tokenizer) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        compressed = any(hasattr(m, "rank") or hasattr(m, "qweight") for m in model.modules())
+        compressed = any(hasattr(m, "rank") or hasattr(m, "qweight") or hasattr(m, "packed") for m in model.modules())
         (save_compressed(model, tmp, method, tokenizer) if compressed else save_checkpoint(model, tmp, tokenizer))
         size = sum(f.stat().st_size for f in Path(tmp).glob("*.safetensors"))
         reloaded = load_compressed(tmp) if compressed else load_checkpoint(tmp).eval()  # measure what was saved

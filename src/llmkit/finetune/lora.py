@@ -23,8 +23,8 @@ from llmkit.checkpoint.hf_config import hf_family
 from llmkit.checkpoint.keymaps import hf_module_name, llmkit_module_name
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir
-from llmkit.finetune.nf4 import NF4Linear
 from llmkit.finetune.targets import freeze_and_select
+from llmkit.nf4 import NF4Linear
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."

@@ -41,7 +41,6 @@ from llmkit.finetune.lora import (
     save_adapter,
     trainable_parameters,
 )
-from llmkit.finetune.nf4 import quantize_model_nf4
 from llmkit.finetune.prefix_tuning import apply_prefix_tuning, save_prefix
 from llmkit.finetune.prompt_tuning import (
     SoftPromptEmbedding,
@@ -55,6 +54,7 @@ from llmkit.finetune.sft_data import (
     read_conversations,
     sft_examples,
 )
+from llmkit.nf4 import quantize_model_nf4
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import (
     export_model,

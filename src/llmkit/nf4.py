@@ -6,7 +6,8 @@ replaced by the index of the nearest of 16 NF4 levels (quantiles of a standard n
 [-1, 1], with an exact zero), two indices per byte. Double quantisation stores the fp32 block
 scales themselves as int8 in groups of 256 (one fp32 scale and offset per group): about 4.13 bits
 per weight in all. `NF4Linear` is a frozen Linear that dequantises its weight for each forward
-pass; LoRA adapters on top of it train in full precision (QLoRA).
+pass; LoRA adapters on top of it train in full precision (QLoRA). A storage format shared by
+fine-tuning (QLoRA) and compression (`llmkit compress quantize --method nf4`), so it sits below both.
 """
 
 from __future__ import annotations
@@ -81,6 +82,22 @@ class NF4Linear(nn.Module):
         for name, tensor in quantize_nf4(linear.weight).items():
             self.register_buffer(name, tensor.to(linear.weight.device))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    @classmethod
+    def empty(cls, in_features: int, out_features: int, bias: bool, device="meta") -> NF4Linear:
+        """An NF4Linear with buffers of the right shapes (to load a saved state into)."""
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module.in_features, module.out_features, module.compute_dtype = in_features, out_features, torch.float32
+        n_blocks = in_features * out_features // BLOCK
+        n_groups = -(-n_blocks // SCALE_GROUP)
+        module.register_buffer("packed", torch.zeros(in_features * out_features // 2, dtype=torch.uint8, device=device))
+        module.register_buffer("scale_codes", torch.zeros(n_blocks, dtype=torch.int8, device=device))
+        module.register_buffer("scale_step", torch.zeros(n_groups, device=device))
+        module.register_buffer("scale_offset", torch.zeros(n_groups, device=device))
+        module.register_buffer("shape", torch.tensor([out_features, in_features], device=device))
+        module.bias = nn.Parameter(torch.zeros(out_features, device=device), requires_grad=False) if bias else None
+        return module
 
     @property
     def weight(self) -> torch.Tensor:
