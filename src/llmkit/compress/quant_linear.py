@@ -23,7 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
+from llmkit.int_grid import dequantize, quant_params, quantize_with
 from llmkit.native import build_extension
+
+__all__ = ["QuantLinear", "dequantize", "quant_params", "quantize_with", "pack_int4", "unpack_int4"]
 
 INT8_KERNEL_SOURCE = Path(__file__).with_name("kernels") / "int8_linear.cpp"
 # Measured on this CPU (2 threads): one row against a 2048 x 2048 weight 1.67x fp32's F.linear, a
@@ -34,42 +37,6 @@ KERNEL_MIN_WEIGHTS = 2 * 1024 * 1024
 
 def int8_kernel():
     return build_extension("llmkit_int8_linear", str(INT8_KERNEL_SOURCE))
-
-
-def _groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(out, in) -> (out, in / g, g); group_size 0 means one group per row (per-channel)."""
-    g = group_size or w.shape[1]
-    if w.shape[1] % g:
-        raise LlmkitError(f"in_features {w.shape[1]} is not a multiple of --group-size {g}")
-    return w.reshape(w.shape[0], w.shape[1] // g, g)
-
-
-def quant_params(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Round-to-nearest (scale, zero) per group, each (out, n_groups)."""
-    grouped = _groups(w.float(), group_size)
-    if bits == 8:
-        return grouped.abs().amax(-1).clamp(min=1e-8) / 127, None
-    lo, hi = grouped.amin(-1).clamp(max=0), grouped.amax(-1).clamp(min=0)
-    scale = ((hi - lo) / 15).clamp(min=1e-8)
-    return scale, torch.round(-lo / scale).clamp(0, 15)
-
-
-def quantize_with(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int,
-                  group_size: int) -> torch.Tensor:
-    """Integer codes (out, in) of w for given per-group parameters."""
-    grouped = _groups(w.float(), group_size)
-    if bits == 8:
-        q = torch.round(grouped / scale[..., None]).clamp(-127, 127)
-    else:
-        q = torch.round(grouped / scale[..., None] + zero[..., None]).clamp(0, 15)
-    return q.reshape(w.shape)
-
-
-def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, group_size: int) -> torch.Tensor:
-    grouped = _groups(q.float(), group_size)
-    if zero is not None:
-        grouped = grouped - zero[..., None]
-    return (grouped * scale[..., None]).reshape(q.shape)
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

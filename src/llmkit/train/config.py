@@ -67,6 +67,8 @@ class PretrainConfig:
     activation_checkpointing: Literal["none", "full", "selective"] = "none"
     ac_every: int = 2  # selective: checkpoint every n-th block
     compile: bool = False
+    qat: Literal["none", "int8", "int4"] = "none"  # quantization-aware training: fake-quantized block weights
+    qat_group_size: int = 128  # int4 QAT: inputs per scale (int8 is per channel)
     device: str = "auto"
     peak_flops: float | None = None  # per device, for MFU; None measures a matmul at start-up
     tensorboard: bool = False

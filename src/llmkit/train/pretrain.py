@@ -25,6 +25,7 @@ from llmkit.train.checkpointing import (
     save_training_checkpoint,
 )
 from llmkit.train.config import PretrainConfig
+from llmkit.train.fake_quant import apply_fake_quant
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import build_objective
 from llmkit.train.state import resolve_resume
@@ -55,6 +56,8 @@ def build_training_model(cfg: PretrainConfig, model_cfg: ModelConfig, ctx: DistC
     """Same seed on every rank gives identical initial weights; parallelism then shards them."""
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, device=ctx.device)
+    if cfg.qat != "none":  # before parallelism wraps the Linears
+        apply_fake_quant(model, 8 if cfg.qat == "int8" else 4, cfg.qat_group_size)
     return parallelize(model, cfg, ctx)
 
 
