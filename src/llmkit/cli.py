@@ -32,6 +32,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "quantize": ("llmkit.compress.commands:quantize", "Quantize a checkpoint (int8, int4, GPTQ, AWQ) for generate/serve"),
         "prune": ("llmkit.compress.commands:prune", "Prune a checkpoint (magnitude, Wanda, SparseGPT; N:M patterns)"),
         "lowrank": ("llmkit.compress.commands:lowrank", "Factorise a checkpoint's Linears by (activation-aware) SVD"),
+        "share": ("llmkit.compress.commands:share", "Share weights across consecutive layers (ALBERT-style), then heal"),
         "report": ("llmkit.eval.commands:compression_report", "Compare compression methods: size, speed, perplexity"),
         "distill": ("llmkit.compress.commands:distill", "Distil a teacher checkpoint into a student model (logit KD)"),
     },

@@ -1,4 +1,4 @@
-"""`llmkit compress quantize | prune | lowrank | distill`."""
+"""`llmkit compress quantize | prune | lowrank | share | distill`."""
 
 from __future__ import annotations
 
@@ -125,3 +125,49 @@ def lowrank(checkpoint: str, out: str, rank_ratio: float = 0.5, activation_aware
     save_compressed(model, out, "svd-whitened" if activation_aware else "svd", tokenizer)
     after = sum(p.numel() for p in model.parameters())
     print(f"{len(ranks)} Linears factorised; {before:,} -> {after:,} parameters -> {out}")
+
+
+def share(checkpoint: str, out: str, groups: int = 2, heal_data: str | None = None, heal_steps: int = 200,
+          heal_lr: float = 3e-4, seq_len: int = 256, batch_size: int = 8) -> None:
+    """Share weights across layers (ALBERT-style): every GROUPS consecutive blocks become one block
+    (their mean), then optionally heal with a short continued pre-training on prepared shards.
+
+    Args:
+        checkpoint: HF-layout checkpoint directory with its tokenizer.
+        out: output directory (the shared model; healed when --heal-data is given).
+        groups: consecutive layers per shared block.
+        heal_data: prepared data directory (`llmkit data prepare`) to heal on.
+        heal_steps: healing steps.
+        heal_lr: healing learning rate.
+        seq_len: healing window length.
+        batch_size: healing windows per step.
+    """
+    import shutil
+    from pathlib import Path
+
+    from llmkit.checkpoint import load_checkpoint, save_checkpoint
+    from llmkit.compress.share import share_layers
+    from llmkit.tokenizer import Tokenizer
+
+    model = load_checkpoint(checkpoint)
+    before = sum(p.numel() for p in model.parameters())
+    shared = share_layers(model, groups)
+    tokenizer = Tokenizer.from_dir(checkpoint)
+    after = sum(p.numel() for p in shared.parameters())
+    if heal_data is None:
+        save_checkpoint(shared, out, tokenizer=tokenizer)
+        print(f"{before:,} -> {after:,} parameters ({groups} layers per block) -> {out}")
+        return
+    from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig
+    from llmkit.train.pretrain import run_pretrain
+
+    staged, run = Path(out).with_name(f".{Path(out).name}.shared"), Path(out).with_name(f".{Path(out).name}.heal")
+    save_checkpoint(shared, staged, tokenizer=tokenizer)
+    result = run_pretrain(PretrainConfig(data=heal_data, out=str(run), model=str(staged), init_from=str(staged),
+                                         max_steps=heal_steps, optim=OptimConfig(lr=heal_lr), eval_every=0,
+                                         batch=DataConfig(seq_len=seq_len, batch_size=batch_size)))
+    shutil.rmtree(out, ignore_errors=True)
+    (run / "final").rename(out)
+    shutil.rmtree(staged, ignore_errors=True)
+    print(f"{before:,} -> {after:,} parameters ({groups} layers per block); healed {result['steps']} steps "
+          f"(validation loss {result.get('val_loss', float('nan')):.3f}) -> {out}; healing run in {run}")

@@ -54,6 +54,7 @@ class PretrainConfig:
     data: str = ""  # directory written by `llmkit data prepare`
     out: str = "runs/pretrain"
     model: str = "mini-llama"  # named config (see `llmkit models`) or a config.json / checkpoint directory
+    init_from: str = ""  # a checkpoint directory whose weights start the run (continued pre-training, healing)
     objective: Objective = "clm"
     max_steps: int = 1000
     max_minutes: float | None = None

@@ -56,9 +56,23 @@ def build_training_model(cfg: PretrainConfig, model_cfg: ModelConfig, ctx: DistC
     """Same seed on every rank gives identical initial weights; parallelism then shards them."""
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, device=ctx.device)
+    if cfg.init_from:
+        _load_weights(model, cfg.init_from)
     if cfg.qat != "none":  # before parallelism wraps the Linears
         apply_fake_quant(model, 8 if cfg.qat == "int8" else 4, cfg.qat_group_size)
     return parallelize(model, cfg, ctx)
+
+
+def _load_weights(model, checkpoint_dir: str) -> None:
+    from llmkit.checkpoint import load_checkpoint
+
+    source = load_checkpoint(checkpoint_dir).state_dict()
+    try:
+        with torch.no_grad():
+            model.load_state_dict({k: v.to(model.lm_head.weight.device) for k, v in source.items()})
+    except RuntimeError as err:
+        raise LlmkitError(f"--init-from {checkpoint_dir}: its weights do not fit --model's config ({str(err)[:200]}); "
+                          f"pass --model {checkpoint_dir} too") from None
 
 
 def make_loaders(cfg: PretrainConfig, ctx: DistContext, with_val: bool):
