@@ -62,3 +62,25 @@ def write_student(tmp_path):
     path.parent.mkdir()
     path.write_text(json.dumps(to_hf_config(named_config("tiny-llama").replace(n_layer=2, d_model=64, d_ff=192))))
     return path
+
+
+def test_hidden_state_matching_pairs_layers_and_matches_the_formula():
+    from llmkit.model import build_model, named_config
+
+    torch.manual_seed(0)
+    teacher = build_model(named_config("tiny-llama").replace(vocab_size=64), "cpu")  # 4 layers
+    student = build_model(named_config("tiny-llama").replace(vocab_size=64, n_layer=2), "cpu")
+    tokens = torch.randint(0, 64, (2, 6))
+    targets = torch.randint(0, 64, (2, 6))
+    with_hidden = LogitDistillation(teacher, alpha=0.5, temperature=1.0, hidden_weight=1.0)
+    total, _ = with_hidden.loss(student, {"tokens": tokens, "targets": targets})
+    plain, _ = LogitDistillation(teacher, alpha=0.5, temperature=1.0).loss(student, {"tokens": tokens, "targets": targets})
+    s_hidden, t_hidden = [], []
+    hooks = [layer.register_forward_hook(lambda m, a, o, store=store: store.append(o))
+             for model, store in ((student, s_hidden), (teacher, t_hidden)) for layer in model.layers]
+    student(tokens), teacher(tokens)
+    for hook in hooks:
+        hook.remove()
+    norm = torch.nn.functional.normalize
+    want = sum((norm(s_hidden[j], dim=-1) - norm(t_hidden[2 * j + 1], dim=-1)).pow(2).sum() for j in range(2)) / 2
+    assert torch.allclose(total - plain, want, rtol=1e-4)

@@ -2,6 +2,10 @@
 the student's loss is alpha * CE(student, data) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
 per token, where _T means softmax at temperature T (T^2 keeps the soft term's gradients on the
 scale of the hard one). The teacher is frozen and runs under no_grad on the same batch.
+
+With `hidden_weight` > 0 and equal widths, intermediate layers are matched too (Patient KD, Sun et
+al., arXiv 1908.09355): student block j's output against teacher block (j + 1) * L_t / L_s - 1, as
+the mean squared distance of the L2-normalised hidden states per token.
 `llmkit compress distill` trains a student config on prepared shards this way."""
 
 from __future__ import annotations
@@ -21,16 +25,41 @@ from llmkit.train.task import IGNORE_INDEX
 class LogitDistillation:
     name = "logit_kd"
 
-    def __init__(self, teacher: torch.nn.Module, alpha: float = 0.5, temperature: float = 2.0):
-        self.teacher, self.alpha, self.temperature = teacher.eval(), alpha, temperature
+    def __init__(self, teacher: torch.nn.Module, alpha: float = 0.5, temperature: float = 2.0,
+                 hidden_weight: float = 0.0):
+        self.teacher, self.alpha, self.temperature, self.hidden_weight = teacher.eval(), alpha, temperature, hidden_weight
         for p in teacher.parameters():
             p.requires_grad_(False)
+        self._student_hidden: list[torch.Tensor] = []
+        self._teacher_hidden: list[torch.Tensor] = []
+        self._hooked = False
+        if hidden_weight:
+            _record_blocks(teacher, self._teacher_hidden)
+
+    def _hidden_loss(self, keep: torch.Tensor) -> torch.Tensor:
+        """Summed over kept tokens and matched layer pairs: ||h_s/|h_s| - h_t/|h_t|||^2 (PKD)."""
+        student, teacher = self._student_hidden, self._teacher_hidden
+        pairs = len(student)
+        total = torch.zeros((), device=keep.device)
+        for j, h in enumerate(student):
+            t = teacher[(j + 1) * len(teacher) // len(student) - 1]
+            if h.shape != t.shape:
+                raise LlmkitError(f"hidden-state matching needs equal widths (student {h.shape[-1]}, teacher "
+                                  f"{t.shape[-1]}); use --hidden-weight 0")
+            distance = (F.normalize(h.float(), dim=-1) - F.normalize(t.float(), dim=-1)).pow(2).sum(-1)  # (B, T)
+            total = total + (distance * keep).sum()
+        student.clear()
+        teacher.clear()
+        return total / max(pairs, 1)
 
     def make_batch(self, inputs, targets, generator=None) -> dict:
         return {"tokens": inputs, "targets": targets}
 
     def loss(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         tokens, targets = batch["tokens"], batch["targets"]
+        if self.hidden_weight and not self._hooked:
+            _record_blocks(model.module if hasattr(model, "module") else model, self._student_hidden)
+            self._hooked = True
         logits = model(tokens)  # (B, T, V)
         if next(self.teacher.parameters()).device != tokens.device:
             self.teacher.to(tokens.device)  # loaded on the CPU; follows the student to its device
@@ -46,7 +75,16 @@ class LogitDistillation:
         kl = (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1)  # (B, T)
         soft = (kl * keep).sum() * t * t
         hard = summed_cross_entropy(logits, targets)
-        return self.alpha * hard + (1 - self.alpha) * soft, int(keep.sum())
+        total = self.alpha * hard + (1 - self.alpha) * soft
+        if self.hidden_weight:
+            total = total + self.hidden_weight * self._hidden_loss(keep)
+        return total, int(keep.sum())
+
+
+def _record_blocks(model: torch.nn.Module, store: list) -> None:
+    """Append each block's output to `store` on every forward pass."""
+    for layer in model.layers:
+        layer.register_forward_hook(lambda module, args, out: store.append(out) and None)
 
 
 @dataclass
@@ -56,6 +94,7 @@ class DistillConfig(PretrainConfig):
     teacher: str = ""  # HF-layout checkpoint directory with the same tokenizer as the data
     alpha: float = 0.5  # weight of the hard-label cross-entropy
     temperature: float = 2.0
+    hidden_weight: float = 0.0  # > 0: also match normalised intermediate hidden states (PKD; equal widths)
     out: str = "runs/distill"
 
 
@@ -65,4 +104,4 @@ def run_distill(cfg: DistillConfig) -> dict:
     if not cfg.teacher:
         raise LlmkitError("--teacher DIR is required (the checkpoint to distil from)")
     teacher = load_checkpoint(cfg.teacher)
-    return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature))
+    return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight))
