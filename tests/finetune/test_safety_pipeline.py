@@ -89,7 +89,7 @@ def test_safety_rlhf_with_a_safety_reward_model(tiny_checkpoint, tmp_path):
 def ppo(tmp_path, sets, name, *reward):
     assert main(["align", "--method", "ppo", "--checkpoint", str(tmp_path / "start" / "final"), "--data",
                  str(sets["rl_prompts"]), *reward, "--out", str(tmp_path / name), "--max-steps", "60",
-                 "--batch.batch_size", "8", "--max-new-tokens", "48", "--optim.lr", "1e-2", "--kl-coef", "0.05",
+                 "--batch.batch_size", "8", "--max-new-tokens", "48", "--optim.lr", "3e-2", "--kl-coef", "0.01",
                  "--schedule.kind", "constant", "--held-out", "0.25", "--no-progress",
                  "--lora.target-modules", "q_proj", "v_proj", "up_proj", "down_proj"]) == 0
     return json.loads((tmp_path / name / "summary.json").read_text())
