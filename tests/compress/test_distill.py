@@ -84,3 +84,37 @@ def test_hidden_state_matching_pairs_layers_and_matches_the_formula():
     norm = torch.nn.functional.normalize
     want = sum((norm(s_hidden[j], dim=-1) - norm(t_hidden[2 * j + 1], dim=-1)).pow(2).sum() for j in range(2)) / 2
     assert torch.allclose(total - plain, want, rtol=1e-4)
+
+
+def test_attention_maps_match_the_models_attention_and_the_loss_formula():
+    """The recomputed maps reproduce each layer's attention output; the loss follows its formula."""
+    from llmkit.compress.distill import _attention_maps
+    from llmkit.model import build_model, named_config
+
+    torch.manual_seed(0)
+    teacher = build_model(named_config("tiny-llama").replace(vocab_size=64), "cpu")
+    student = build_model(named_config("tiny-llama").replace(vocab_size=64, n_layer=2), "cpu")
+    tokens, targets = torch.randint(0, 64, (2, 6)), torch.randint(0, 64, (2, 6))
+    seen = {}
+
+    def check(module, args, out):
+        maps = _attention_maps(module, args[0], args[1])  # (B, H, T, T)
+        v = module._heads(module.v_proj(args[0]), module.n_kv_head).repeat_interleave(module.n_head // module.n_kv_head, 1)
+        y = module.o_proj((maps @ v).transpose(1, 2).reshape(out.shape))
+        seen["ok"] = torch.allclose(y, out, atol=1e-5)
+
+    hook = teacher.layers[1].attn.register_forward_hook(check)
+    teacher(tokens)
+    hook.remove()
+    assert seen["ok"]
+    with_maps = LogitDistillation(teacher, alpha=0.5, temperature=1.0, attention_weight=1.0)
+    total, _ = with_maps.loss(student, {"tokens": tokens, "targets": targets})
+    plain, _ = LogitDistillation(teacher, alpha=0.5, temperature=1.0).loss(student, {"tokens": tokens, "targets": targets})
+    s_maps, t_maps = [], []
+    hooks = [layer.attn.register_forward_hook(lambda m, a, o, store=store: store.append(_attention_maps(m, a[0], a[1])))
+             for model, store in ((student, s_maps), (teacher, t_maps)) for layer in model.layers]
+    student(tokens), teacher(tokens)
+    for h in hooks:
+        h.remove()
+    want = sum((s_maps[j] - t_maps[2 * j + 1]).pow(2).sum(-1).mean(1).sum() for j in range(2)) / 2
+    assert torch.allclose(total - plain, want, rtol=1e-4)

@@ -5,7 +5,11 @@ scale of the hard one). The teacher is frozen and runs under no_grad on the same
 
 With `hidden_weight` > 0 and equal widths, intermediate layers are matched too (Patient KD, Sun et
 al., arXiv 1908.09355): student block j's output against teacher block (j + 1) * L_t / L_s - 1, as
-the mean squared distance of the L2-normalised hidden states per token.
+the mean squared distance of the L2-normalised hidden states per token. With `attention_weight` > 0
+and equal head counts, the same layer pairs' attention maps are matched (TinyBERT, Jiao et al.,
+arXiv 1909.10351): the squared difference of the attention probabilities, summed over keys and
+averaged over heads, per query token (maps recomputed from each layer's queries and keys by hooks,
+since the fused attention kernel does not return them).
 `llmkit compress distill` trains a student config on prepared shards this way."""
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ class LogitDistillation:
     name = "logit_kd"
 
     def __init__(self, teacher: torch.nn.Module, alpha: float = 0.5, temperature: float = 2.0,
-                 hidden_weight: float = 0.0):
+                 hidden_weight: float = 0.0, attention_weight: float = 0.0):
         self.teacher, self.alpha, self.temperature, self.hidden_weight = teacher.eval(), alpha, temperature, hidden_weight
+        self.attention_weight = attention_weight
+        self._student_maps: list[torch.Tensor] = []
+        self._teacher_maps: list[torch.Tensor] = []
+        if attention_weight:
+            _record_attention(teacher, self._teacher_maps)
         for p in teacher.parameters():
             p.requires_grad_(False)
         self._student_hidden: list[torch.Tensor] = []
@@ -35,6 +44,19 @@ class LogitDistillation:
         self._hooked = False
         if hidden_weight:
             _record_blocks(teacher, self._teacher_hidden)
+
+    def _attention_loss(self, keep: torch.Tensor) -> torch.Tensor:
+        """Summed over kept query tokens, averaged over heads and layer pairs: sum_k (A_s - A_t)^2."""
+        pairs = _pairs(self._student_maps, self._teacher_maps)
+        total = torch.zeros((), device=keep.device)
+        for s_map, t_map in pairs:
+            if s_map.shape != t_map.shape:
+                raise LlmkitError(f"attention-map matching needs equal head counts (student {s_map.shape[1]}, "
+                                  f"teacher {t_map.shape[1]}); use --attention-weight 0")
+            total = total + ((s_map - t_map).pow(2).sum(-1).mean(1) * keep).sum()  # (B, T) -> scalar
+        self._student_maps.clear()
+        self._teacher_maps.clear()
+        return total / max(len(pairs), 1)
 
     def _hidden_loss(self, keep: torch.Tensor) -> torch.Tensor:
         """Summed over kept tokens and matched layer pairs: ||h_s/|h_s| - h_t/|h_t|||^2 (PKD)."""
@@ -57,8 +79,12 @@ class LogitDistillation:
 
     def loss(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         tokens, targets = batch["tokens"], batch["targets"]
-        if self.hidden_weight and not self._hooked:
-            _record_blocks(model.module if hasattr(model, "module") else model, self._student_hidden)
+        if (self.hidden_weight or self.attention_weight) and not self._hooked:
+            student = model.module if hasattr(model, "module") else model
+            if self.hidden_weight:
+                _record_blocks(student, self._student_hidden)
+            if self.attention_weight:
+                _record_attention(student, self._student_maps)
             self._hooked = True
         logits = model(tokens)  # (B, T, V)
         if next(self.teacher.parameters()).device != tokens.device:
@@ -78,7 +104,37 @@ class LogitDistillation:
         total = self.alpha * hard + (1 - self.alpha) * soft
         if self.hidden_weight:
             total = total + self.hidden_weight * self._hidden_loss(keep)
+        if self.attention_weight:
+            total = total + self.attention_weight * self._attention_loss(keep)
         return total, int(keep.sum())
+
+
+def _pairs(student: list, teacher: list):
+    """(student item, teacher item) for student layer j and teacher layer (j + 1) L_t / L_s - 1."""
+    return [(h, teacher[(j + 1) * len(teacher) // len(student) - 1]) for j, h in enumerate(student)]
+
+
+def _attention_maps(attn, x: torch.Tensor, ctx) -> torch.Tensor:
+    """Causal attention probabilities (B, H, T, T) of one Attention module on its input x (B, T, C)."""
+    from llmkit.model.positions import apply_rotary
+
+    q = attn._heads(attn.q_proj(x), attn.n_head)  # (B, H, T, D)
+    k = attn._heads(attn.k_proj(x), attn.n_kv_head)
+    if ctx.rotation is not None:
+        q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
+    k = k.repeat_interleave(attn.n_head // attn.n_kv_head, dim=1)
+    scores = (q @ k.transpose(-1, -2)).float() * (attn.scale or attn.head_dim**-0.5)  # (B, H, T, T)
+    future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+    return scores.masked_fill(future, float("-inf")).softmax(-1)
+
+
+def _record_attention(model: torch.nn.Module, store: list) -> None:
+    from llmkit.model.attention import Attention
+
+    for layer in model.layers:
+        if not isinstance(layer.attn, Attention):
+            raise LlmkitError("attention-map matching needs the model's plain attention modules")
+        layer.attn.register_forward_hook(lambda module, args, out: store.append(_attention_maps(module, args[0], args[1])))
 
 
 def _record_blocks(model: torch.nn.Module, store: list) -> None:
@@ -95,6 +151,7 @@ class DistillConfig(PretrainConfig):
     alpha: float = 0.5  # weight of the hard-label cross-entropy
     temperature: float = 2.0
     hidden_weight: float = 0.0  # > 0: also match normalised intermediate hidden states (PKD; equal widths)
+    attention_weight: float = 0.0  # > 0: also match attention maps (TinyBERT; equal head counts)
     out: str = "runs/distill"
 
 
@@ -104,4 +161,5 @@ def run_distill(cfg: DistillConfig) -> dict:
     if not cfg.teacher:
         raise LlmkitError("--teacher DIR is required (the checkpoint to distil from)")
     teacher = load_checkpoint(cfg.teacher)
-    return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight))
+    return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight,
+                                                                cfg.attention_weight))
