@@ -47,7 +47,8 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
             "llmkit.finetune.commands:reward_train", "llmkit.compress.commands:distill"}
-NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:finetune"}
+NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:finetune",
+                  "llmkit.compress.commands:distill"}
 
 
 def _usage(prefix: str, table: dict) -> str:

@@ -10,7 +10,9 @@ and equal head counts, the same layer pairs' attention maps are matched (TinyBER
 arXiv 1909.10351): the squared difference of the attention probabilities, summed over keys and
 averaged over heads, per query token (maps recomputed from each layer's queries and keys by hooks,
 since the fused attention kernel does not return them).
-`llmkit compress distill` trains a student config on prepared shards this way."""
+`llmkit compress distill` trains a student config on prepared shards this way; `--sequence-level`
+instead trains on the teacher's own greedy continuations of prompts cut from the data (Kim & Rush,
+arXiv 1606.07947), generated on the fly through the generation code the CLI hands in."""
 
 from __future__ import annotations
 
@@ -143,6 +145,34 @@ def _record_blocks(model: torch.nn.Module, store: list) -> None:
         layer.register_forward_hook(lambda module, args, out: store.append(out) and None)
 
 
+class SequenceLevelDistillation:
+    """Each batch: the first `prompt_len` tokens of every window are a prompt, the teacher continues it
+    greedily for `new_tokens` tokens, and the student learns those tokens (cross-entropy)."""
+
+    name = "sequence_kd"
+
+    def __init__(self, teacher: torch.nn.Module, generate, prompt_len: int = 32, new_tokens: int = 32):
+        self.teacher, self.generate, self.prompt_len, self.new_tokens = teacher.eval(), generate, prompt_len, new_tokens
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+
+    def make_batch(self, inputs, targets, generator=None) -> dict:
+        prompts = inputs[:, : self.prompt_len].tolist()
+        continuations = self.generate(self.teacher, prompts, self.new_tokens, 0.0, 0, set(), 0)
+        width = self.prompt_len + max(len(c) for c in continuations) - 1
+        tokens = torch.zeros(len(prompts), width, dtype=torch.long)
+        labels = torch.full_like(tokens, IGNORE_INDEX)
+        for row, (prompt, more) in enumerate(zip(prompts, continuations, strict=True)):
+            sequence = torch.tensor(prompt + more)
+            tokens[row, : len(sequence) - 1] = sequence[:-1]
+            labels[row, self.prompt_len - 1: len(sequence) - 1] = sequence[self.prompt_len:]  # the teacher's tokens
+        return {"tokens": tokens, "targets": labels}
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, int]:
+        targets = batch["targets"]
+        return summed_cross_entropy(model(batch["tokens"]), targets), int((targets != IGNORE_INDEX).sum())
+
+
 @dataclass
 class DistillConfig(PretrainConfig):
     """`llmkit pretrain`'s settings (the student is --model, the data --data) plus the teacher."""
@@ -152,14 +182,24 @@ class DistillConfig(PretrainConfig):
     temperature: float = 2.0
     hidden_weight: float = 0.0  # > 0: also match normalised intermediate hidden states (PKD; equal widths)
     attention_weight: float = 0.0  # > 0: also match attention maps (TinyBERT; equal head counts)
+    sequence_level: bool = False  # train on the teacher's greedy continuations instead of soft targets
+    prompt_len: int = 32  # sequence level: prompt tokens cut from each window
+    new_tokens: int = 32  # sequence level: tokens the teacher generates per prompt
     out: str = "runs/distill"
 
 
-def run_distill(cfg: DistillConfig) -> dict:
+def run_distill(cfg: DistillConfig, generate=None) -> dict:
+    """`generate` (llmkit.infer.rollout.sample_completions) is needed by --sequence-level only."""
     from llmkit.train.pretrain import run_pretrain
 
     if not cfg.teacher:
         raise LlmkitError("--teacher DIR is required (the checkpoint to distil from)")
     teacher = load_checkpoint(cfg.teacher)
+    if cfg.sequence_level:
+        if generate is None:
+            raise LlmkitError("--sequence-level needs a generation function; run it through `llmkit compress distill`")
+        if cfg.prompt_len >= cfg.batch.seq_len:
+            raise LlmkitError(f"--prompt-len {cfg.prompt_len} must be shorter than --batch.seq_len {cfg.batch.seq_len}")
+        return run_pretrain(cfg, objective=SequenceLevelDistillation(teacher, generate, cfg.prompt_len, cfg.new_tokens))
     return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight,
                                                                 cfg.attention_weight))
