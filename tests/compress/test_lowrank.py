@@ -6,7 +6,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.cli import main
 from llmkit.compress.lowrank import factorise, lowrank_model
-from tests.compress.conftest import windows
+from tests.compress.conftest import layer_output_error
 
 
 def test_full_rank_factorisation_is_exact():
@@ -27,19 +27,8 @@ def test_rank_ratio_sets_the_parameter_count(trained_small):
 
 
 def test_activation_aware_svd_fits_real_inputs_better(trained_small, prepared_data):
-    from llmkit.compress.calibration import collect_input_stats, linear_targets
-
-    reference = load_checkpoint(trained_small)
-    names = linear_targets(reference)
-    held = collect_input_stats(reference, list(windows(prepared_data, "val", count=16).split(8)), names, keep_rows=1024)
-    calib = list(windows(prepared_data, "train", count=32).split(8))
-
-    def error(aware):
-        model = load_checkpoint(trained_small)
-        lowrank_model(model, 0.3, aware, calib)
-        return sum((model.get_submodule(n)(held[n].sample) - reference.get_submodule(n)(held[n].sample)).pow(2).sum().item()
-                   for n in names)
-
+    error = lambda aware: layer_output_error(trained_small, prepared_data,
+                                             lambda model, calib: lowrank_model(model, 0.3, aware, calib))
     plain, aware = error(False), error(True)
     print(f"output error: svd {plain:.2f} activation-aware {aware:.2f}")
     assert aware < 0.9 * plain

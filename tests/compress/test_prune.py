@@ -6,7 +6,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.compress.prune import prune_model, sparsegpt_prune
-from tests.compress.conftest import windows
+from tests.compress.conftest import layer_output_error, windows
 
 
 @pytest.mark.parametrize("pattern", [None, "2:4"])
@@ -15,19 +15,8 @@ def test_wanda_and_sparsegpt_reconstruct_layer_outputs_better_than_magnitude(tra
     activation-weighted score and SparseGPT's compensation target. (This session-trained model's
     perplexity hardly moves even under magnitude pruning, so it cannot rank the methods; the demo
     model's perplexities are in docs/compression.md.)"""
-    from llmkit.compress.calibration import collect_input_stats, linear_targets
-
-    reference = load_checkpoint(trained_small)
-    names = linear_targets(reference)
-    held = collect_input_stats(reference, list(windows(prepared_data, "val", count=16).split(8)), names, keep_rows=1024)
-    calib = list(windows(prepared_data, "train", count=32).split(8))
-
-    def error(method):
-        model = load_checkpoint(trained_small)
-        prune_model(model, method, 0.5, pattern, calib)
-        return sum((held[n].sample @ (model.get_submodule(n).weight - reference.get_submodule(n).weight).T)
-                   .pow(2).sum().item() for n in names)
-
+    error = lambda method: layer_output_error(trained_small, prepared_data,
+                                              lambda model, calib: prune_model(model, method, 0.5, pattern, calib))
     magnitude, wanda, sparsegpt = error("magnitude"), error("wanda"), error("sparsegpt")
     print(f"{pattern}: output error magnitude {magnitude:.2f} wanda {wanda:.2f} sparsegpt {sparsegpt:.2f}")
     assert wanda < magnitude and sparsegpt < 0.9 * magnitude

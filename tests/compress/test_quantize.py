@@ -9,7 +9,7 @@ from llmkit.compress.checkpoint import load_compressed, save_compressed
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear, dequantize, pack_int4, unpack_int4
 from llmkit.compress.quantize import quantize_model
-from tests.compress.conftest import perplexity, windows
+from tests.compress.conftest import layer_output_error, perplexity, windows
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +47,8 @@ def test_calibrated_methods_reconstruct_layer_outputs_better_than_rounding(train
     what GPTQ and AWQ minimise, and what rounding to nearest does not. (On this small model int4
     moves validation perplexity by under 0.01%, too little to rank methods by; on the demo model
     docs/compression.md records the perplexity ranking.)"""
-    from llmkit.compress.calibration import collect_input_stats, linear_targets
-
-    reference = load_checkpoint(trained_small)
-    names = linear_targets(reference)
-    held = collect_input_stats(reference, list(windows(prepared_data, "val", count=16).split(8)), names, keep_rows=1024)
-    calib = list(windows(prepared_data, "train", count=32).split(8))
-
-    def error(method_name):
-        model = load_checkpoint(trained_small)
-        quantize_model(model, method_name, 128, calib)
-        total = 0.0
-        for name in names:
-            x, w = held[name].sample, reference.get_submodule(name).weight
-            total += (model.get_submodule(name)(x) - x @ w.T).pow(2).sum().item()
-        return total
-
+    error = lambda name: layer_output_error(trained_small, prepared_data,
+                                            lambda model, calib: quantize_model(model, name, 128, calib))
     rtn_error, method_error = error("int4"), error(method)
     print(f"layer output error: rtn {rtn_error:.4f} {method} {method_error:.4f}")
     assert method_error < {"gptq": 0.5, "awq": 0.95}[method] * rtn_error

@@ -61,3 +61,15 @@ def collect_input_stats(model: nn.Module, batches: Iterable[torch.Tensor], names
             hook.remove()
         model.train(was_training)
     return {name: s.finish() for name, s in stats.items()}
+
+
+def inverse_hessian_factor(weight: torch.Tensor, hessian: torch.Tensor, damp: float = 0.01):
+    """What GPTQ and SparseGPT both start from: the weight in float64 with never-active input columns
+    zeroed, and the upper Cholesky factor of the damped inverse Hessian (in, in)."""
+    w = weight.detach().double().clone()
+    h = hessian.double().clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    h += damp * torch.diag(h).mean() * torch.eye(w.shape[1], dtype=h.dtype)
+    return w, torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import torch
 
+from llmkit.compress.calibration import inverse_hessian_factor
 from llmkit.compress.quant_linear import quant_params
 
 
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int = 4, group_size: int = 128,
                   block: int = 128, damp: float = 0.01):
     """(codes (out, in), scales (out, groups), zeros (out, groups) or None) for weight (out, in)."""
-    w = weight.detach().double().clone()
-    h = hessian.double().clone()
+    w, h_inv = inverse_hessian_factor(weight, hessian, damp)  # (out, in), (in, in)
     n_in = w.shape[1]
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1
-    w[:, dead] = 0
-    h += damp * torch.diag(h).mean() * torch.eye(n_in, dtype=h.dtype)
-    h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)  # (in, in)
     group = group_size or n_in
     codes = torch.zeros_like(w)
     scales, zeros = [], []

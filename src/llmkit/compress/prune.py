@@ -18,7 +18,11 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from llmkit.compress.calibration import collect_input_stats, linear_targets
+from llmkit.compress.calibration import (
+    collect_input_stats,
+    inverse_hessian_factor,
+    linear_targets,
+)
 from llmkit.errors import LlmkitError
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
@@ -60,14 +64,8 @@ def prune_mask(score: torch.Tensor, sparsity: float, pattern: tuple[int, int] | 
 def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float,
                     pattern: tuple[int, int] | None = None, block: int = 128, damp: float = 0.01) -> torch.Tensor:
     """The pruned (and compensated) weight (out, in)."""
-    w = weight.detach().double().clone()
-    h = hessian.double().clone()
+    w, h_inv = inverse_hessian_factor(weight, hessian, damp)  # (out, in), (in, in)
     n_in = w.shape[1]
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1
-    w[:, dead] = 0
-    h += damp * torch.diag(h).mean() * torch.eye(n_in, dtype=h.dtype)
-    h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     for start in range(0, n_in, block):
         end = min(start + block, n_in)
         w_block, err_block, h_block = w[:, start:end].clone(), torch.zeros_like(w[:, start:end]), h_inv[start:end, start:end]
