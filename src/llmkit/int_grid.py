@@ -14,7 +14,7 @@ import torch
 from llmkit.errors import LlmkitError
 
 
-def _groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
+def split_groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
     """(out, in) -> (out, in / g, g); group_size 0 means one group per row (per-channel)."""
     g = group_size or w.shape[1]
     if w.shape[1] % g:
@@ -22,12 +22,14 @@ def _groups(w: torch.Tensor, group_size: int) -> torch.Tensor:
     return w.reshape(w.shape[0], w.shape[1] // g, g)
 
 
-def quant_params(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Round-to-nearest (scale, zero) per group, each (out, n_groups)."""
-    grouped = _groups(w.float(), group_size)
+def quant_params(w: torch.Tensor, bits: int, group_size: int,
+                 clip: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Round-to-nearest (scale, zero) per group, each (out, n_groups). clip (a number or one per
+    group) shrinks the range to clip * [min, max]: the outliers saturate, the rest round finer."""
+    grouped = split_groups(w.float(), group_size)
     if bits == 8:
-        return grouped.abs().amax(-1).clamp(min=1e-8) / 127, None
-    lo, hi = grouped.amin(-1).clamp(max=0), grouped.amax(-1).clamp(min=0)
+        return (grouped.abs().amax(-1) * clip).clamp(min=1e-8) / 127, None
+    lo, hi = grouped.amin(-1).clamp(max=0) * clip, grouped.amax(-1).clamp(min=0) * clip
     scale = ((hi - lo) / 15).clamp(min=1e-8)
     return scale, torch.round(-lo / scale).clamp(0, 15)
 
@@ -35,7 +37,7 @@ def quant_params(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Ten
 def quantize_with(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int,
                   group_size: int) -> torch.Tensor:
     """Integer codes (out, in) of w for given per-group parameters."""
-    grouped = _groups(w.float(), group_size)
+    grouped = split_groups(w.float(), group_size)
     if bits == 8:
         q = torch.round(grouped / scale[..., None]).clamp(-127, 127)
     else:
@@ -44,7 +46,7 @@ def quantize_with(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | Non
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, group_size: int) -> torch.Tensor:
-    grouped = _groups(q.float(), group_size)
+    grouped = split_groups(q.float(), group_size)
     if zero is not None:
         grouped = grouped - zero[..., None]
     return (grouped * scale[..., None]).reshape(q.shape)

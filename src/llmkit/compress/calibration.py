@@ -1,10 +1,15 @@
-"""Statistics of each Linear's inputs on calibration text, gathered with forward hooks in one pass
-of the full-precision model: the Hessian proxy H = X^T X / n (GPTQ, SparseGPT), the mean absolute
-activation per input channel (AWQ) and a sample of input rows (AWQ's scale search)."""
+"""Statistics of each Linear's inputs on calibration text, gathered with forward hooks: the Hessian
+proxy H = X^T X / n (GPTQ, SparseGPT, Wanda), the mean absolute activation per input channel (AWQ)
+and a sample of input rows (AWQ's searches).
+
+`compress_block_by_block` follows GPTQ and SparseGPT (Frantar & Alistarh, arXiv 2210.17323,
+2301.00774): block i's statistics are gathered with blocks 0..i-1 already compressed, so each
+block corrects for the error of those before it instead of fitting the full-precision inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -73,3 +78,28 @@ def inverse_hessian_factor(weight: torch.Tensor, hessian: torch.Tensor, damp: fl
     w[:, dead] = 0
     h += damp * torch.diag(h).mean() * torch.eye(w.shape[1], dtype=h.dtype)
     return w, torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+
+
+def block_groups(names: list[str]) -> list[list[str]]:
+    """Consecutive names grouped by their block (the prefix up to the first numeric index, e.g.
+    `layers.3`); a name outside any block is a group of its own."""
+    groups, keys = [], []
+    for name in names:
+        match = re.match(r"^(.*?\.\d+)\.", name)
+        key = match.group(1) if match else name
+        if not keys or keys[-1] != key:
+            groups.append([])
+            keys.append(key)
+        groups[-1].append(name)
+    return groups
+
+
+def compress_block_by_block(model: nn.Module, batches: Iterable[torch.Tensor], names: list[str],
+                            compress: Callable[[str, LinearInputStats], None], keep_rows: int = 512) -> None:
+    """For each block in order: gather its Linears' input stats (one pass over the calibration
+    batches through the partly compressed model), then compress(name, stats) each of them."""
+    batches = list(batches)
+    for group in block_groups(names):
+        stats = collect_input_stats(model, batches, group, keep_rows)
+        for name in group:
+            compress(name, stats.pop(name))

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from llmkit.compress.calibration import (
-    collect_input_stats,
+    LinearInputStats,
+    compress_block_by_block,
     inverse_hessian_factor,
     linear_targets,
 )
@@ -99,17 +100,22 @@ def prune_model(model: nn.Module, method: str, sparsity: float = 0.5, pattern: s
     names = linear_targets(model)
     if method != "magnitude" and calibration is None:
         raise LlmkitError(f"{method} needs calibration text: pass --calib FILE (or the data directory)")
-    stats = collect_input_stats(model, calibration, names, keep_rows=0) if method != "magnitude" else {}
     achieved = {}
-    for name in names:
-        linear = model.get_submodule(name)
-        w = linear.weight
+
+    def prune(name: str, stats: LinearInputStats | None) -> None:
+        w = model.get_submodule(name).weight
         if method == "sparsegpt":
-            w.copy_(sparsegpt_prune(w, stats[name].hessian, sparsity, nm))
+            w.copy_(sparsegpt_prune(w, stats.hessian, sparsity, nm))
         else:
             score = w.abs().float()
             if method == "wanda":  # ||X_j||_2 over calibration tokens = sqrt(n * H_jj)
-                score = score * torch.diag(stats[name].hessian).sqrt().float()[None, :]
+                score = score * torch.diag(stats.hessian).sqrt().float()[None, :]
             w.masked_fill_(prune_mask(score, sparsity, nm, per_row=method == "wanda"), 0)
         achieved[name] = (w == 0).float().mean().item()
+
+    if method == "magnitude":
+        for name in names:
+            prune(name, None)
+    else:
+        compress_block_by_block(model, calibration, names, prune, keep_rows=0)
     return achieved

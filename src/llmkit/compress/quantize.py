@@ -18,7 +18,11 @@ import torch
 from torch import nn
 
 from llmkit.compress.awq import awq_quantize, rtn
-from llmkit.compress.calibration import collect_input_stats, linear_targets
+from llmkit.compress.calibration import (
+    LinearInputStats,
+    compress_block_by_block,
+    linear_targets,
+)
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
@@ -55,20 +59,19 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
     # head is read every token (a vocabulary-sized matrix), and int8 costs it no measurable quality
     skip = ("lm_head",) if method not in ("int8", "dynamic-int8") or model.cfg.tie_embeddings else ()
     cfg = QuantConfig(method, group_size, linear_targets(model, skip))
-    stats = collect_input_stats(model, calibration, cfg.modules) if method in NEEDS_CALIBRATION else {}
-    for name in cfg.modules:
+
+    def convert(name: str, stats: LinearInputStats | None) -> None:
         linear = model.get_submodule(name)
         w = linear.weight.detach()
         if method == "nf4":
-            if w.numel() % NF4_BLOCK:
-                continue  # NF4 needs whole blocks of 64 weights; this Linear stays in full precision
-            model.set_submodule(name, NF4Linear(linear))
-            continue
+            if w.numel() % NF4_BLOCK == 0:  # NF4 needs whole blocks of 64 weights; else stays full precision
+                model.set_submodule(name, NF4Linear(linear))
+            return
         input_scale = None
         if method == "gptq":
-            codes, scale, zero = gptq_quantize(w, stats[name].hessian, cfg.bits, cfg.groups)
+            codes, scale, zero = gptq_quantize(w, stats.hessian, cfg.bits, cfg.groups)
         elif method == "awq":
-            codes, scale, zero, input_scale = awq_quantize(w, stats[name].mean_abs, stats[name].sample, cfg.bits, cfg.groups)
+            codes, scale, zero, input_scale = awq_quantize(w, stats.mean_abs, stats.sample, cfg.bits, cfg.groups)
         else:
             codes, scale, zero = rtn(w, cfg.bits, cfg.groups)
         model.set_submodule(name, QuantLinear.from_codes(codes.to(w.device), scale.to(w.device, w.dtype),
@@ -76,5 +79,11 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
                                                          cfg.groups, linear.bias, None if input_scale is None else
                                                          input_scale.to(w.device, w.dtype),
                                                          dynamic=method == "dynamic-int8"))
+
+    if method in NEEDS_CALIBRATION:
+        compress_block_by_block(model, calibration, cfg.modules, convert)
+    else:
+        for name in cfg.modules:
+            convert(name, None)
     model.quant_config = cfg
     return cfg
