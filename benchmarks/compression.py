@@ -1,8 +1,9 @@
 """Compression trade-offs, one process, fp32 on CPU.
 
 (1) Quality: every method of `llmkit compress report` on a trained checkpoint (default: the demo
-    model and its shards from `make demo`): size on disk, weight memory, batch-1 decode tokens/s
-    and validation perplexity, each against the uncompressed model.
+    model and its shards from `make demo`): size on disk, weight memory, peak memory of a fresh
+    process that loads the saved checkpoint and decodes, batch-1 decode tokens/s and validation
+    perplexity, each against the uncompressed model.
 (2) Speed where it matters: batch-1 decode of int8 weight-only vs fp32 on a model large enough to be
     memory-bound (random weights; 4 layers of d_model 2048: ~337 M parameters, 1.3 GB in fp32).
 Prints tables and writes JSON (and the report's PNG).
@@ -50,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     out, result = Path(args.out), {}
     if Path(args.checkpoint).is_dir() and Path(args.data).is_dir():
-        result["quality"] = compression_report(args.checkpoint, args.data, list(ALL_METHODS), out / "compression")
+        result["quality"] = compression_report(args.checkpoint, args.data, list(ALL_METHODS), out / "compression",
+                                               peak_memory=True)
         print(markdown_table(result["quality"]))
     else:
         print(f"skipping the quality table: {args.checkpoint} or {args.data} missing (run `make demo` first)")

@@ -51,7 +51,7 @@ def test_calibrated_methods_reconstruct_layer_outputs_better_than_rounding(train
                                             lambda model, calib: quantize_model(model, name, 128, calib))
     rtn_error, method_error = error("int4"), error(method)
     print(f"layer output error: rtn {rtn_error:.4f} {method} {method_error:.4f}")
-    assert method_error < {"gptq": 0.5, "awq": 0.95}[method] * rtn_error
+    assert method_error < {"gptq": 0.5, "awq": 0.75}[method] * rtn_error
 
 
 def test_int4_packing_and_dequantisation_round_trip():

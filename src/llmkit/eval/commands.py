@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] | None = None) -> None:
+def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] | None = None,
+                       peak_memory: bool = False) -> None:
     """Apply each compression method to CHECKPOINT and compare size, weight memory, decode speed and
     validation perplexity against the uncompressed model: OUT/report.md, report.json, tradeoff.png.
 
@@ -13,12 +14,12 @@ def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] 
         out: output directory.
         methods: methods to compare (default: all of int8 int4 gptq awq magnitude wanda sparsegpt
             wanda-2:4 sparsegpt-2:4 lowrank heads channels layers).
+        peak_memory: also measure the peak resident memory of a fresh process that loads each saved
+            checkpoint and decodes (Linux; a few seconds per method).
     """
-    from llmkit.eval.compression_report import ALL_METHODS
+    from llmkit.eval.compression_report import ALL_METHODS, markdown_table
     from llmkit.eval.compression_report import compression_report as run
 
-    rows = run(checkpoint, eval, list(methods or ALL_METHODS), out)
-    from llmkit.eval.compression_report import markdown_table
-
+    rows = run(checkpoint, eval, list(methods or ALL_METHODS), out, peak_memory=peak_memory)
     print(markdown_table(rows))
     print(f"-> {out}/report.md, report.json, tradeoff.png")

@@ -1,6 +1,6 @@
 """The compression trade-off: each method applied to one checkpoint and measured the same way -
-size on disk, weight memory, batch-1 decode tokens/s and validation perplexity, each against the
-uncompressed model - as report.json, report.md and tradeoff.png (size vs perplexity).
+size on disk, weight memory (and optionally peak memory when served), batch-1 decode tokens/s and
+validation perplexity, each against the uncompressed model - as report.json, report.md and tradeoff.png (size vs perplexity).
 
 Methods are named `int8`, `int4`, `gptq`, `awq`, `nf4`, `dynamic-int8` (quantization), `magnitude`, `wanda`, `sparsegpt`
 (50% unstructured), `wanda-2:4`, `sparsegpt-2:4`, `lowrank` (rank ratio 0.5, whitened), `heads`,
@@ -26,6 +26,7 @@ from llmkit.compress.quantize import quantize_model
 from llmkit.compress.structured import prune_structure
 from llmkit.data.loader import TokenDataset
 from llmkit.errors import LlmkitError
+from llmkit.eval.decode_memory import peak_decode_memory
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer import generate_ids
 from llmkit.tokenizer import Tokenizer
@@ -74,27 +75,31 @@ def _compress(model, method: str, calib: list[torch.Tensor]) -> None:
         raise LlmkitError(f"unknown method {method!r}; choose from {', '.join(ALL_METHODS)}")
 
 
-def _measure(model, method: str, data_dir, tokenizer) -> dict:
+def _measure(model, method: str, data_dir, tokenizer, peak_memory: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         compressed = any(hasattr(m, "rank") or hasattr(m, "qweight") or hasattr(m, "packed") for m in model.modules())
         (save_compressed(model, tmp, method, tokenizer) if compressed else save_checkpoint(model, tmp, tokenizer))
         size = sum(f.stat().st_size for f in Path(tmp).glob("*.safetensors"))
         reloaded = load_compressed(tmp) if compressed else load_checkpoint(tmp).eval()  # measure what was saved
+        peak = peak_decode_memory(tmp) if peak_memory else None
     weights = sum(t.numel() * t.element_size() for t in list(reloaded.parameters()) + list(reloaded.buffers()))
-    return {"method": method, "size_mib": size / 2**20, "weights_mib": weights / 2**20,
-            "perplexity": perplexity(reloaded, data_dir), "decode_tokens_per_s": decode_tokens_per_s(reloaded)}
+    row = {"method": method, "size_mib": size / 2**20, "weights_mib": weights / 2**20,
+           "perplexity": perplexity(reloaded, data_dir), "decode_tokens_per_s": decode_tokens_per_s(reloaded)}
+    return row | ({"peak_mib": peak / 2**20} if peak is not None else {})
 
 
 def compression_report(checkpoint: str | Path, data_dir: str | Path, methods: list[str], out: str | Path,
-                       progress=print) -> list[dict]:
+                       progress=print, peak_memory: bool = False) -> list[dict]:
+    """peak_memory: also measure each saved checkpoint's peak resident memory when served (a
+    fresh process loads it and decodes; a few seconds per method)."""
     tokenizer = Tokenizer.from_dir(checkpoint)
     calib = list(calibration_windows(data_dir, tokenizer, 32, 256).split(8))
-    rows = [_measure(load_checkpoint(checkpoint).eval(), "fp32", data_dir, tokenizer)]
+    rows = [_measure(load_checkpoint(checkpoint).eval(), "fp32", data_dir, tokenizer, peak_memory)]
     for method in methods:
         model = load_checkpoint(checkpoint).eval()
         started = time.perf_counter()
         _compress(model, method, calib)
-        rows.append(_measure(model, method, data_dir, tokenizer) | {"compress_seconds": time.perf_counter() - started})
+        rows.append(_measure(model, method, data_dir, tokenizer, peak_memory) | {"compress_seconds": time.perf_counter() - started})
         progress(f"[compress] {method}: perplexity {rows[-1]['perplexity']:.3f} (fp32 {rows[0]['perplexity']:.3f}), "
                  f"{rows[-1]['size_mib']:.1f} MiB")
     base = rows[0]
@@ -102,6 +107,8 @@ def compression_report(checkpoint: str | Path, data_dir: str | Path, methods: li
         row |= {"size_vs_fp32": row["size_mib"] / base["size_mib"],
                 "perplexity_vs_fp32": row["perplexity"] / base["perplexity"],
                 "decode_vs_fp32": row["decode_tokens_per_s"] / base["decode_tokens_per_s"]}
+        if "peak_mib" in row:
+            row["peak_vs_fp32"] = row["peak_mib"] / base["peak_mib"]
     out = Path(out)
     write_json(out / "report.json", {"checkpoint": str(checkpoint), "data": str(data_dir), "rows": rows})
     atomic_write_text(out / "report.md", markdown_table(rows))
@@ -110,10 +117,13 @@ def compression_report(checkpoint: str | Path, data_dir: str | Path, methods: li
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| method | size MiB | vs fp32 | weights MiB | perplexity | vs fp32 | decode tok/s | vs fp32 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    peak = all("peak_mib" in r for r in rows)
+    lines = ["| method | size MiB | vs fp32 | weights MiB | " + ("peak MiB | vs fp32 | " if peak else "")
+             + "perplexity | vs fp32 | decode tok/s | vs fp32 |",
+             "| --- | ---: | ---: | ---: | " + ("---: | ---: | " if peak else "") + "---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['size_mib']:.1f} | {r['size_vs_fp32']:.0%} | {r['weights_mib']:.1f} | "
+        memory = f"{r['peak_mib']:.0f} | {r['peak_vs_fp32']:.0%} | " if peak else ""
+        lines.append(f"| {r['method']} | {r['size_mib']:.1f} | {r['size_vs_fp32']:.0%} | {r['weights_mib']:.1f} | {memory}"
                      f"{r['perplexity']:.3f} | {r['perplexity_vs_fp32'] - 1:+.2%} | {r['decode_tokens_per_s']:.0f} | "
                      f"{r['decode_vs_fp32']:.2f}x |")
     return "\n".join(lines) + "\n"

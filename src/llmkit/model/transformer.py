@@ -54,7 +54,9 @@ class LanguageModelHead(nn.Module):
     """Token embeddings in, logits out; ties the two when the config says so."""
 
     def _init_embeddings(self, cfg: ModelConfig) -> None:
-        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        # an empty _weight skips Embedding's own normal_ init (init_weights sets every parameter):
+        # on the meta device that init imports all of torch._dynamo (0.8 s, ~70 MB per process)
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model, _weight=torch.empty(cfg.vocab_size, cfg.d_model))
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.tie_weights()
 
