@@ -1,4 +1,4 @@
-"""`llmkit compress report` (it measures compressed models, so it lives above inference)."""
+"""`llmkit evaluate` and `llmkit compress report` (they measure models, so they live above inference)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,52 @@ def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] 
     rows = run(checkpoint, eval, list(methods or ALL_METHODS), out, peak_memory=peak_memory)
     print(markdown_table(rows))
     print(f"-> {out}/report.md, report.json, tradeoff.png")
+
+
+def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: int = 1234, chat: bool = False,
+             cot: bool = False, self_consistency: int = 0, temperature: float = 0.7, system: str | None = None,
+             limit: int | None = None, batch_size: int = 16, stride: int | None = None, perturb: float = 0.0,
+             max_new_tokens: int | None = None, device: str = "cpu") -> None:
+    """Evaluate CHECKPOINT on TASKS and write OUT/results.json and OUT/results.md.
+
+    Args:
+        checkpoint: a checkpoint directory (HF layout, or a compressed one from `llmkit compress`).
+        tasks: task YAML files (local JSONL data; see docs/evaluation.md) or built-in names: arithmetic,
+            copy, recall, sort, arithmetic-mc, canary, bias, refusal.
+        out: output directory.
+        shots: in-context examples per question (few-shot; 0 is zero-shot).
+        seed: seeds the choice of in-context examples and the sampling.
+        chat: wrap prompts in the checkpoint's chat template (each example a user/assistant turn).
+        cot: chain of thought: worked solutions in the examples where the task has a `rationale`, else
+            "Let's think step by step."; the answer is read from "The answer is ...".
+        self_consistency: sample this many answers per question and score the majority (0: greedy).
+        temperature: sampling temperature for self-consistency.
+        system: a system message for chat prompts.
+        limit: evaluate at most this many records per task.
+        batch_size: sequences per forward pass.
+        stride: perplexity: how far the sliding window moves (default: the model's context length).
+        perturb: also score each question with character-level typos at this rate (robustness).
+        max_new_tokens: override the tasks' generation length.
+        device: torch device.
+    """
+    from llmkit.eval.evaluator import EvalOptions
+    from llmkit.eval.prompting import PromptOptions
+    from llmkit.eval.results import (
+        markdown_table,
+        resolve_tasks,
+        run_tasks,
+        write_results,
+    )
+    from llmkit.infer.llm import LLM
+
+    specs = resolve_tasks(tasks)  # a bad task name or file fails before the model loads
+    llm = LLM.load(checkpoint, device=device)
+    options = EvalOptions(PromptOptions(shots, seed, chat, cot, system), self_consistency, temperature, batch_size,
+                          limit, stride, perturb, max_new_tokens)
+    results = run_tasks(llm, specs, options)
+    header = {"checkpoint": checkpoint, "tasks": tasks, "options": {
+        "shots": shots, "seed": seed, "chat": chat, "cot": cot, "self_consistency": self_consistency,
+        "temperature": temperature, "limit": limit, "stride": stride, "perturb": perturb}}
+    write_results(out, header, results)
+    print(markdown_table(results))
+    print(f"-> {out}/results.json, {out}/results.md")

@@ -1,0 +1,199 @@
+"""Run evaluation tasks on a loaded model, each scored the way lm-evaluation-harness scores its kind:
+
+- perplexity: rolling log-likelihood of each text (sliding window, `stride`): token perplexity,
+  word perplexity and bits per byte (byte count of the UTF-8 text, so tokenizers compare fairly);
+- multiple_choice: the log-likelihood of each choice after the context; acc picks the highest,
+  acc_norm the highest per character of the choice (lm-eval's length normalisation);
+- generate: greedy continuation cut at the stop strings, the answer extracted by the task's regex
+  (the chain-of-thought "the answer is ..." with --cot), scored by exact match / F1 / ROUGE-L /
+  BLEU / chrF; with self-consistency (Wang et al., arXiv 2203.11171) N sampled continuations per
+  question and the majority answer is scored;
+- canary, bias, refusal: llmkit.eval.security and llmkit.eval.safety.
+
+Mean metrics carry their standard error (sample standard deviation / sqrt(n)). With `perturb` > 0
+multiple-choice and generative tasks are scored again on questions with character-level typos.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llmkit.eval.loglikelihood import (
+    continuation_loglikelihoods,
+    rolling_loglikelihoods,
+)
+from llmkit.eval.metrics import CORPUS, PER_EXAMPLE, extract_answer, squad_normalise
+from llmkit.eval.prompting import (
+    COT_ANSWER_REGEX,
+    PromptOptions,
+    build_context,
+    choice_continuation,
+)
+from llmkit.eval.safety import refusal_rates
+from llmkit.eval.security import bias_gaps, canary_leakage, perturb_characters
+from llmkit.eval.task_spec import TaskSpec
+from llmkit.infer.generate import generate_ids
+from llmkit.infer.sampling import SamplingConfig
+
+SHOWN = 5  # samples kept per task in the results
+
+
+@dataclass
+class EvalOptions:
+    prompt: PromptOptions = field(default_factory=PromptOptions)
+    self_consistency: int = 0  # N > 1: sample N continuations and score the majority answer
+    temperature: float = 0.7  # for self-consistency samples
+    batch_size: int = 16
+    limit: int | None = None  # records per task
+    stride: int | None = None  # perplexity window stride (default: the model's context)
+    perturb: float = 0.0  # character typo rate for the robustness re-run
+    max_new_tokens: int | None = None  # override the task's (chain of thought defaults to 4x)
+
+
+def _mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def _summarise(per_example: dict[str, list[float]]) -> tuple[dict, dict]:
+    metrics, stderr = {}, {}
+    for name, values in per_example.items():
+        metrics[name], stderr[name] = _mean_and_stderr(values)
+    return metrics, stderr
+
+
+def _encode(tokenizer, text: str, chat: bool) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=not chat)  # a chat template writes its own BOS
+
+
+def _split_pair(tokenizer, context: str, continuation: str, chat: bool) -> tuple[list[int], list[int]]:
+    """Tokenize context + continuation together (as the model saw text in training) and split at the
+    context's length, falling back to separate encodings where a merge crosses the boundary."""
+    whole, ctx = _encode(tokenizer, context + continuation, chat), _encode(tokenizer, context, chat)
+    if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
+        return ctx, whole[len(ctx):]
+    return ctx, tokenizer.encode(continuation, add_special_tokens=False)
+
+
+def _perplexity(llm, task: TaskSpec, records: list[dict], options: EvalOptions) -> dict:
+    tokenizer = llm.tokenizer
+    texts = [str(r[task.text_field]) for r in records]
+    prefix = tokenizer.bos_id if tokenizer.bos_id is not None else tokenizer.eos_id
+    scored = rolling_loglikelihoods(llm.model, [tokenizer.encode(t, add_special_tokens=False) for t in texts], prefix,
+                                    options.stride, options.batch_size)
+    logprob, tokens = sum(s for s, _ in scored), sum(n for _, n in scored)
+    words, nbytes = sum(len(t.split()) for t in texts), sum(len(t.encode()) for t in texts)
+    return {"metrics": {"token_perplexity": math.exp(-logprob / tokens), "word_perplexity": math.exp(-logprob / words),
+                        "bits_per_byte": -logprob / math.log(2) / nbytes}, "n": len(texts), "tokens": tokens}
+
+
+def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:
+    chat, requests, spans = options.prompt.chat, [], []
+    for index, record in enumerate(records):
+        context = build_context(task, record, index, options.prompt, llm.tokenizer, transform)
+        choices = task.choice_texts(record)
+        spans.append((len(requests), choices))
+        requests += [_split_pair(llm.tokenizer, context, choice_continuation(task, c, chat), chat) for c in choices]
+    scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size)]
+    per_example, samples = {"acc": [], "acc_norm": []}, []
+    for record, (start, choices) in zip(records, spans):
+        lls = scores[start: start + len(choices)]
+        gold = task.gold_index(record)
+        best = max(range(len(choices)), key=lambda i: lls[i])
+        best_norm = max(range(len(choices)), key=lambda i: lls[i] / max(len(choices[i]), 1))
+        per_example["acc"].append(float(best == gold))
+        per_example["acc_norm"].append(float(best_norm == gold))
+        if len(samples) < SHOWN:
+            samples.append({"question": task.render(task.prompt, record), "choices": choices, "gold": gold,
+                            "predicted": best, "loglikelihoods": lls})
+    metrics, stderr = _summarise(per_example)
+    return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
+
+
+def _cut(text: str, stops: list[str]) -> str:
+    for stop in stops:
+        if stop and stop in text:
+            text = text[: text.index(stop)]
+    return text
+
+
+def _vote(answers: list[str]) -> str:
+    """The most common answer after normalisation (ties: the one seen first)."""
+    counts = Counter(squad_normalise(a) for a in answers)
+    winner = max(counts, key=lambda key: (counts[key], -[squad_normalise(a) for a in answers].index(key)))
+    return next(a for a in answers if squad_normalise(a) == winner)
+
+
+def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:
+    tokenizer, prompt_options = llm.tokenizer, options.prompt
+    samples_per_question = max(1, options.self_consistency)
+    cot = prompt_options.cot
+    max_new = options.max_new_tokens or task.max_new_tokens * (4 if cot else 1)
+    stops = [task.fewshot_separator] if cot else task.stop  # a worked solution may span lines
+    regex = task.answer_regex or (COT_ANSWER_REGEX if cot else None)
+    sampling = SamplingConfig(temperature=options.temperature if samples_per_question > 1 else 0.0,
+                              seed=prompt_options.seed)
+    contexts = [build_context(task, r, i, prompt_options, tokenizer, transform) for i, r in enumerate(records)]
+    prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts for _ in range(samples_per_question)]
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    outputs = []
+    for start in range(0, len(prompts), options.batch_size):
+        outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
+                                stop_ids=llm.stop_ids, pad_id=pad)
+    texts = [_cut(tokenizer.decode(out), stops) for out in outputs]
+    per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}
+    predictions, references, samples = [], [], []
+    for i, record in enumerate(records):
+        group = texts[i * samples_per_question: (i + 1) * samples_per_question]
+        answer = _vote([extract_answer(t, regex) for t in group])
+        refs = task.references(record)
+        predictions.append(answer)
+        references.append(refs)
+        for name in per_example:
+            per_example[name].append(PER_EXAMPLE[name](answer, refs))
+        if len(samples) < SHOWN:
+            samples.append({"prompt": contexts[i], "output": group[0], "answer": answer, "references": refs})
+    metrics, stderr = _summarise(per_example) if per_example else ({}, {})
+    for name in task.metrics:
+        if name in CORPUS:
+            metrics[name] = CORPUS[name](predictions, references)
+    return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
+
+
+def _refusal(llm, task: TaskSpec, records: list[dict]) -> dict:
+    harmful = [r["prompt"] for r in records if r.get("harmful")]
+    benign = [r["prompt"] for r in records if not r.get("harmful")]
+    return {"metrics": refusal_rates(llm, harmful, benign), "n": len(records)}
+
+
+RUNNERS: dict[str, Callable] = {"multiple_choice": _multiple_choice, "generate": _generate}
+
+
+def evaluate_task(llm, task: TaskSpec, options: EvalOptions) -> dict:
+    """{"task", "type", "n", "metrics", "stderr", "samples", ...} for one task."""
+    records = task.records[: options.limit] if options.limit else task.records
+    if task.type == "perplexity":
+        result = _perplexity(llm, task, records, options)
+    elif task.type == "canary":
+        result = canary_leakage(llm, records, batch_size=options.batch_size)
+    elif task.type == "bias":
+        result = bias_gaps(llm, records, options.batch_size)
+    elif task.type == "refusal":
+        result = _refusal(llm, task, records)
+    else:
+        result = RUNNERS[task.type](llm, task, records, options, None)
+        if options.perturb > 0:
+            rng = random.Random(options.prompt.seed)
+            noisy = RUNNERS[task.type](llm, task, records, options,
+                                       lambda text: perturb_characters(text, options.perturb, rng))
+            for name, value in noisy["metrics"].items():
+                result["metrics"][f"{name}@typos"] = value
+                result["metrics"][f"{name}_drop"] = result["metrics"][name] - value
+    return {"task": task.name, "type": task.type, **result}
