@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test clean
+.PHONY: demo test clean chromium
 
 # torch goes in first, alone and exactly pinned, so nothing later can pull a CUDA build.
 $(VENV)/.base: pyproject.toml
@@ -20,8 +20,14 @@ $(VENV)/.dev: $(VENV)/.base
 demo: $(VENV)/.base
 	$(VENV)/bin/llmkit demo
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev chromium
 	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+# Debian's chromium renders the demo's report.html in a test; without it (no root, no apt) that test skips.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (for the report rendering test)"; \
+	  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null 2>&1 || \
+	  echo "could not install chromium: the report rendering test will be skipped"; }
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

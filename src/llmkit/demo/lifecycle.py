@@ -1,18 +1,24 @@
 """The main job, `llmkit demo`: the model lifecycle on a CPU, writing everything under one
-directory. Stages so far: corpus -> curation + tokenizer -> pre-training -> checkpoint -> samples -> SFT (LoRA)
--> DPO -> compression trade-off -> one chat request to the OpenAI-compatible server, answered by the
-aligned model.
+directory. Stages: corpus (2% of documents held out for evaluation, canary secrets planted) ->
+curation + tokenizer -> pre-training -> samples -> SFT (LoRA) -> DPO -> compression trade-off and an
+int8 copy of the aligned model -> evaluation of every stage's model -> one chat request to the
+OpenAI-compatible server, answered by the aligned model -> the lifecycle report.
 
     runs/demo/
-      corpus.jsonl        the documents used (built-in corpus or --input files)
+      report.html         the lifecycle report (one file, images embedded); report.md beside it
+      corpus.jsonl        the training documents (built-in corpus or --input files, canaries planted)
+      canaries.jsonl      the planted secrets (prefix + secret), for the privacy-leakage check
       data/               `llmkit data prepare` output: stats.json, rejected/, tokenizer/, token shards
       pretrain/           `llmkit pretrain` output: metrics.jsonl, loss_curve.png, final/ (HF layout + tokenizer)
       samples.md          greedy and sampled completions
       tasks/              the built-in copy and recall task sets (`llmkit data tasks`)
       sft/                `llmkit finetune --method lora` output on the copy task: adapter/, final/
       dpo/                `llmkit align --method dpo` output on the recall preferences: final/
-      compress/           `llmkit compress report` on the pre-trained model: report.md, report.json, tradeoff.png
-      summary.json        what ran, how long, the losses, the served chat reply
+      compress/           `llmkit compress report` on the pre-trained model: report.md, report.json, tradeoff.png;
+                          dpo-int8/: the aligned model quantized int8 (a compressed checkpoint)
+      eval/               tasks/ (held-out perplexity and cloze YAML + JSONL); one `llmkit evaluate`
+                          results.json + results.md per model
+      summary.json        what ran, how long, every stage's numbers
 """
 
 from __future__ import annotations
@@ -25,10 +31,20 @@ from pathlib import Path
 
 import torch
 
+from llmkit.data.canaries import make_canaries, plant_canaries, write_canaries
 from llmkit.data.corpus import default_corpus, read_text_documents
 from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
-from llmkit.demo.compression_stage import run_compression_stage
+from llmkit.demo.compression_stage import quantize_for_serving, run_compression_stage
+from llmkit.demo.evaluation_stage import (
+    CHAT_TASKS,
+    LM_TASKS,
+    run_evaluation_stage,
+    split_held_out,
+    write_eval_tasks,
+)
+from llmkit.demo.lifecycle_report import write_lifecycle_report
+from llmkit.demo.stages import StageLog, dir_size_mib
 from llmkit.demo.tuning import run_dpo_stage, run_sft_stage
 from llmkit.fileio import atomic_write_text, write_json
 from llmkit.infer.llm import LLM
@@ -37,6 +53,7 @@ from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig, Schedul
 from llmkit.train.pretrain import run_pretrain
 
 PROMPTS = ["The list", "Return the", "This module provides", "If the file"]
+CANARY_REPEATS = 20  # each planted secret appears in 20 training documents
 CHAT_QUESTION = "Repeat: lamp river bird"  # a copy-task prompt the fine-tuned model never saw
 # Curation for documentation prose: Gopher bounds relaxed for short docstrings, and no C4 rules
 # (they target web pages: they would drop most docstrings for code lines and curly braces).
@@ -69,42 +86,86 @@ def log(message: str) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    out, started = Path(cfg.out), time.perf_counter()
+    out, started, log_ = Path(cfg.out), time.perf_counter(), StageLog()
     named_config(cfg.model)  # fail on a bad name before minutes of work, not after
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     docs = read_text_documents(cfg.input) if cfg.input else default_corpus()
+    docs, held_out = split_held_out(docs)
+    docs = plant_canaries(docs, make_canaries(), repeats=CANARY_REPEATS, seed=cfg.seed)
     atomic_write_text(out / "corpus.jsonl", "".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(docs)))
-    log(f"corpus: {len(docs):,} documents, {sum(map(len, docs)):,} characters -> {out / 'corpus.jsonl'}")
+    write_canaries(make_canaries(), out / "canaries.jsonl")
+    shutil.rmtree(out / "eval", ignore_errors=True)  # task files and results of an earlier run
+    write_eval_tasks(held_out, out / "eval" / "tasks", cfg.seed)
+    log(f"corpus: {len(docs):,} documents, {sum(map(len, docs)):,} characters -> {out / 'corpus.jsonl'} "
+        f"({len(held_out)} held out for evaluation; {len(make_canaries())} canary secrets planted "
+        f"{CANARY_REPEATS} times each)")
 
-    stats = _curate(cfg, out)
-    train_data = TokenDataset(out / "data", "train")
+    with log_.stage("curate + tokenizer") as row:
+        stats = _curate(cfg, out)
+        train_data = TokenDataset(out / "data", "train")
+        row |= {"size_mib": dir_size_mib(out / "data"), "quality": f"{stats['docs_in']:,} -> {stats['docs_out']:,} "
+                f"documents, {len(train_data):,} training tokens"}
     log(f"tokens: {len(train_data):,} train, {len(TokenDataset(out / 'data', 'val')):,} validation")
 
-    result = _pretrain(cfg, out)
+    with log_.stage("pre-train") as row:
+        result = _pretrain(cfg, out)
+        row |= {"tokens_per_s": result["tokens"] / result["seconds"], "size_mib": dir_size_mib(out / "pretrain" / "final"),
+                "quality": f"loss {result['first_loss']:.2f} -> {result['final_loss']:.2f}, "
+                           f"validation perplexity {result['val_perplexity']:.1f}"}
     llm = LLM.load(out / "pretrain" / "final")
-    log(f"checkpoint -> {out / 'pretrain' / 'final'}")
-
+    parameters = sum(p.numel() for p in llm.model.parameters())
+    log_.rows[-1] |= {"parameters": parameters, "trainable": parameters}
     samples = _sample(llm, cfg)
     atomic_write_text(out / "samples.md", samples)
     print(samples)
-    sft = run_sft_stage(out / "pretrain" / "final", out, cfg.sft_steps, cfg.seed, cfg.progress)
-    dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
-    compression = run_compression_stage(out / "pretrain" / "final", out / "data", out / "compress")
-    served = _serve_one_chat(LLM.load(out / "dpo" / "final"), out / "dpo" / "final", cfg)
+
+    with log_.stage("SFT (LoRA)") as row:
+        sft = run_sft_stage(out / "pretrain" / "final", out, cfg.sft_steps, cfg.seed, cfg.progress)
+        row |= {"tokens_per_s": _mean_tokens_per_s(out / "sft" / "metrics.jsonl"), "parameters": parameters,
+                "trainable": sft["trainable_parameters"], "size_mib": dir_size_mib(out / "sft" / "adapter"),
+                "quality": f"copy exact match {sft['exact_match_before']:.0%} -> {sft['exact_match_after']:.0%}"}
+    with log_.stage("DPO") as row:
+        dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
+        row |= {"parameters": parameters, "size_mib": dir_size_mib(out / "dpo" / "final"),
+                "quality": f"preference accuracy {dpo['preference_accuracy_before']:.0%} -> "
+                           f"{dpo['preference_accuracy_after']:.0%}, copy kept at {dpo['copy_exact_match_after_dpo']:.0%}"}
+    with log_.stage("compress") as row:
+        compression = run_compression_stage(out / "pretrain" / "final", out / "data", out / "compress")
+        int8_dir = quantize_for_serving(out / "dpo" / "final", out / "compress" / "dpo-int8")
+        best = min(compression[1:], key=lambda r: r["size_vs_fp32"] + 10 * max(r["perplexity_vs_fp32"] - 1, 0))
+        row |= {"tokens_per_s": compression[0]["decode_tokens_per_s"], "size_mib": dir_size_mib(int8_dir),
+                "quality": f"{len(compression) - 1} methods; {best['method']}: {best['size_vs_fp32']:.0%} of the size, "
+                           f"perplexity {best['perplexity_vs_fp32'] - 1:+.2%}"}
+    with log_.stage("evaluate") as row:
+        checkpoints = {"pre-trained": out / "pretrain" / "final", "SFT": out / "sft" / "final",
+                       "DPO": out / "dpo" / "final", "DPO int8": int8_dir}
+        evaluation = run_evaluation_stage(checkpoints, out / "eval" / "tasks", out / "eval")
+        row["quality"] = f"{len(checkpoints)} models x {len(LM_TASKS) + len(CHAT_TASKS)} tasks (table below)"
+    with log_.stage("serve") as row:
+        served = _serve_one_chat(LLM.load(out / "dpo" / "final"), out / "dpo" / "final", cfg)
+        row |= {"tokens_per_s": served["completion_tokens"] / served["seconds"],
+                "quality": f"{CHAT_QUESTION!r} -> {' '.join(served['reply'].split())!r}"}
     summary = {
-        "config": asdict(cfg), "documents": len(docs), "documents_kept": stats["docs_out"],
-        "train_tokens": len(train_data),
-        "parameters": sum(p.numel() for p in llm.model.parameters()), "steps": result["steps"],
+        "config": asdict(cfg), "documents": len(docs), "documents_held_out": len(held_out),
+        "documents_kept": stats["docs_out"], "train_tokens": len(train_data),
+        "parameters": parameters, "steps": result["steps"],
         "first_loss": result["first_loss"], "final_loss": result["final_loss"],
         "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
         "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
-        "sft": sft, "dpo": dpo, "compression": compression, "served_chat": served,
-        "total_seconds": time.perf_counter() - started,
+        "sft": sft, "dpo": dpo, "compression": compression, "evaluation": evaluation, "served_chat": served,
+        "stages": log_.rows, "total_seconds": time.perf_counter() - started,
     }
     write_json(out / "summary.json", summary)
+    write_lifecycle_report(out, summary)
     _report(out, summary)
     return summary
+
+
+def _mean_tokens_per_s(metrics: Path) -> float | None:
+    rates = [json.loads(line).get("tokens_per_s") for line in metrics.read_text().splitlines()[1:]]
+    rates = [r for r in rates if r]
+    return sum(rates) / len(rates) if rates else None
 
 
 def _curate(cfg: DemoConfig, out: Path) -> dict:
@@ -163,9 +224,10 @@ def _serve_one_chat(llm: LLM, checkpoint: Path, cfg: DemoConfig) -> dict:
 
 def _report(out: Path, summary: dict) -> None:
     log(f"done in {summary['total_seconds']:.0f}s. Outputs in {out.resolve()}:")
-    for name in ("corpus.jsonl", "data/stats.json", "data/rejected/", "pretrain/metrics.jsonl",
-                 "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "sft/final/", "dpo/final/", "compress/report.md",
-                 "compress/tradeoff.png", "summary.json"):
+    for name in ("report.html", "report.md", "corpus.jsonl", "data/stats.json", "data/rejected/",
+                 "pretrain/metrics.jsonl", "pretrain/loss_curve.png", "pretrain/final/", "samples.md", "sft/final/",
+                 "dpo/final/", "compress/report.md", "compress/tradeoff.png", "compress/dpo-int8/", "eval/",
+                 "summary.json"):
         print(f"  {out / name}")
     print(f"try: llmkit generate --checkpoint {out / 'pretrain' / 'final'} --prompt \"Return the\" --max-new-tokens 40")
     print(f"     llmkit serve --checkpoint {out / 'dpo' / 'final'}   # then any OpenAI client on http://127.0.0.1:8000/v1")

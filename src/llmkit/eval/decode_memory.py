@@ -13,15 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-def _status_bytes(field: str) -> int | None:
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024  # the kernel reports kB
-    return None
+from llmkit.host_memory import process_memory_bytes
 
 
 def peak_decode_memory(checkpoint: str | Path, new_tokens: int = 64) -> int | None:
@@ -36,10 +28,10 @@ def main(argv: list[str]) -> None:
         LLM,  # imported before the baseline: libraries are not the model's cost
     )
 
-    base = _status_bytes("VmRSS")
+    base = process_memory_bytes("VmRSS")
     llm = LLM.load(argv[0])
     llm.generate("The", max_new_tokens=int(argv[1]) if len(argv) > 1 else 64)
-    peak = _status_bytes("VmHWM")
+    peak = process_memory_bytes("VmHWM")
     print(json.dumps({"peak_bytes": None if peak is None or base is None else peak - base}))
 
 
