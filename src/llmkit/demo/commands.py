@@ -7,8 +7,9 @@ def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "m
          vocab_size: int = 4096, seq_len: int = 256, batch_size: int = 16, minutes: float = 3.0,
          max_steps: int = 2000, lr: float = 2e-3, sft_steps: int = 500, dpo_steps: int = 300, seed: int = 0,
          progress: bool = True) -> None:
-    """Run the model lifecycle end to end on a CPU: corpus, tokenizer, pre-training, samples, SFT (LoRA),
-    DPO, and one request to the OpenAI-compatible server.
+    """Run the model lifecycle end to end on a CPU: corpus, curation and tokenizer, pre-training,
+    samples, SFT (LoRA), DPO, compression, evaluation of every stage's model, one request to the
+    OpenAI-compatible server, and the lifecycle report (OUT/report.html, OUT/report.md).
 
     With no --input it uses the built-in corpus: Python's own documentation (pydoc topics and
     standard-library docstrings), already on every machine. Outputs go under OUT.

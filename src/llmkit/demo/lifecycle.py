@@ -127,7 +127,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                 "quality": f"copy exact match {sft['exact_match_before']:.0%} -> {sft['exact_match_after']:.0%}"}
     with log_.stage("DPO") as row:
         dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
-        row |= {"parameters": parameters, "size_mib": dir_size_mib(out / "dpo" / "final"),
+        row |= {"parameters": parameters, "trainable": dpo["trainable_parameters"], "size_mib": dir_size_mib(out / "dpo" / "final"),
                 "quality": f"preference accuracy {dpo['preference_accuracy_before']:.0%} -> "
                            f"{dpo['preference_accuracy_after']:.0%}, copy kept at {dpo['copy_exact_match_after_dpo']:.0%}"}
     with log_.stage("compress") as row:

@@ -47,7 +47,7 @@ def _data_uri(png: Path) -> str:
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
+th:first-child,td:first-child,td:last-child{text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
 figure{display:inline-block;margin:0.5em;width:47%;vertical-align:top}pre{background:#f6f6f6;padding:1em;overflow-x:auto}"""
 
 

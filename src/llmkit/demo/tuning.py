@@ -59,5 +59,6 @@ def run_dpo_stage(checkpoint: Path, out: Path, steps: int, seed: int, progress: 
     log(f"DPO: the copy task's exact match after DPO {kept:.0%}")
     return {key: result[key] for key in ("preference_accuracy_before", "preference_accuracy_after",
                                          "likelihood_preference_before", "likelihood_preference_after",
-                                         "pairs_held_out", "seconds", "first_loss", "final_loss")} | {
+                                         "pairs_held_out", "seconds", "first_loss", "final_loss",
+                                         "trainable_parameters")} | {
         "copy_exact_match_after_dpo": kept}

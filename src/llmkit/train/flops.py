@@ -23,8 +23,12 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
     params = sum(p.numel() for p in model.parameters())
     if cfg.tie_embeddings:
         params += cfg.vocab_size * cfg.d_model  # the tied head still multiplies
+    dense = params - embedding
+    # a frozen weight (LoRA, adapters) costs forward + input gradient, 4 FLOPs per token, not 6
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    frozen_dense = min(max(frozen - embedding, 0), dense)
     depth = cfg.n_layer + cfg.n_encoder_layer
-    return 6 * (params - embedding) + 12 * depth * seq_len * cfg.n_head * cfg.head_dim
+    return 6 * dense - 2 * frozen_dense + 12 * depth * seq_len * cfg.n_head * cfg.head_dim
 
 
 @functools.lru_cache(maxsize=4)

@@ -101,14 +101,22 @@ class Trainer:
         self.precision = Precision(cfg.precision, ctx.device)
         self.state = TrainState(total_steps=cfg.max_steps)
         self.base_model = model.module if hasattr(model, "module") else model
-        tokens_per_step = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
-        self.flops_per_step = flops_per_token(self.base_model, cfg.batch.seq_len) * tokens_per_step
+        self.nominal_positions = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
+        self.flops_per_position = flops_per_token(self.base_model, cfg.batch.seq_len)
         self.peak = (cfg.peak_flops or measured_peak(ctx.device.type)) * ctx.world_size
         if ctx.device.type == "cpu":
             keep_freed_memory()  # step-sized buffers stay mapped instead of page-faulting every step
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+
+    def _positions(self, micro: list[dict]) -> int:
+        """Token positions the model ran this step (all data-parallel replicas): what MFU counts. Padded
+        fine-tuning batches run far fewer than batch x seq_len; other batch shapes count as nominal."""
+        if not all(isinstance(m.get("tokens"), torch.Tensor) for m in micro):
+            return self.nominal_positions
+        local = sum(m["tokens"].numel() + (m["src"].numel() if "src" in m else 0) for m in micro)
+        return local * self.ctx.dp_size
 
     def train_step(self) -> dict:
         cfg, step = self.cfg, self.state.step
@@ -128,7 +136,8 @@ class Trainer:
         replicas = 1 if self.pipeline is not None else self.ctx.degree("pp") * self.ctx.degree("tp")
         mean_loss = self.ctx.sum(loss_sum) / replicas / max(total_tokens, 1)
         lr = cfg.optim.lr * lr_multiplier(step, self.state.total_steps, cfg.schedule)
-        record = {"step": step + 1, "loss": mean_loss, "lr": lr, "tokens": int(total_tokens)}
+        record = {"step": step + 1, "loss": mean_loss, "lr": lr, "tokens": int(total_tokens),
+                  "positions": self._positions(micro)}
         if not math.isfinite(mean_loss):
             self.optimizer.zero_grad(set_to_none=True)
             return record | {"skipped": True, "reason": "non-finite loss"}
@@ -168,15 +177,16 @@ class Trainer:
         """Train from self.state.step to the end; `checkpointer(trainer, step)` saves when asked."""
         cfg, started = self.cfg, time.perf_counter()
         log = MetricsLog(self.out, self.ctx.is_main, self.state.total_steps, self.state.step, cfg.progress, cfg.tensorboard)
-        consecutive_skips, run_steps, run_tokens = 0, 0, 0  # this run only: a resumed run starts mid-way
+        consecutive_skips, run_positions, run_tokens = 0, 0, 0  # this run only: a resumed run starts mid-way
         try:
             while self.state.step < self.state.total_steps:
                 record = self.train_step()
                 self.state.step += 1
-                run_steps, run_tokens = run_steps + 1, run_tokens + record["tokens"]
+                run_positions += record.pop("positions", self.nominal_positions)
+                run_tokens += record["tokens"]
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 record["tokens_per_s"] = run_tokens / elapsed
-                record["mfu"] = self.flops_per_step * run_steps / elapsed / self.peak
+                record["mfu"] = self.flops_per_position * run_positions / elapsed / self.peak
                 consecutive_skips = consecutive_skips + 1 if record.get("skipped") else 0
                 self.state.skipped_steps += bool(record.get("skipped"))
                 self.state.tokens_seen += record["tokens"]
