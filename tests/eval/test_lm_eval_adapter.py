@@ -49,6 +49,16 @@ def test_generate_until_stops_at_the_requested_strings(tiny_checkpoint):
     assert cut_at not in stopped and free.startswith(stopped)
 
 
+def test_batched_generation_equals_one_request_at_a_time(tiny_checkpoint):
+    ours = LlmkitLM(checkpoint=str(tiny_checkpoint), batch_size=3)
+    args = [(context, {"until": ["\n"], "max_gen_toks": 8}) for context in
+            ["The", "A list is a mutable", "If the file does not exist, an error", "Return", "Unicode text"]]
+    args.append(("The quick", {"until": [], "max_gen_toks": 5}))  # other settings: another group
+    batched = ours.generate_until(instances("generate_until", args))
+    alone = [ours.generate_until(instances("generate_until", [a]))[0] for a in args]
+    assert batched == alone
+
+
 @pytest.mark.xdist_group("lm_eval_cli")
 def test_llmkit_lm_eval_runs_a_local_custom_task(tiny_checkpoint, tmp_path):
     task = builtin_task("arithmetic-mc", n=12)

@@ -75,3 +75,15 @@ def test_rolling_loglikelihood_is_the_sum_over_tokens_within_each_window(model):
     expected = sum(reference_logprobs(model, window)[start - 1:].sum().item()
                    for window, start in rolling_windows(text, 32, 8, 1))
     assert n == 70 and total == pytest.approx(expected, abs=1e-3)
+
+
+def test_choices_of_one_token_after_the_same_context_share_one_forward_pass(model):
+    calls = []
+    counting = lambda tokens: calls.append(tokens.shape) or model(tokens)
+    counting.cfg = model.cfg
+    context = [4, 8, 15, 16, 23]
+    requests = [(context, [c]) for c in (42, 7, 9, 11)] + [(context, [42, 7])]
+    got = continuation_loglikelihoods(counting, requests, batch_size=16)
+    assert len(calls) == 1 and calls[0][0] == 2  # two distinct inputs: the context, and the context + 42
+    expected = continuation_loglikelihoods(model, requests, batch_size=1)
+    assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], abs=1e-5)

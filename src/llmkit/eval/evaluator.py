@@ -26,7 +26,13 @@ from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     rolling_loglikelihoods,
 )
-from llmkit.eval.metrics import CORPUS, PER_EXAMPLE, extract_answer, squad_normalise
+from llmkit.eval.metrics import (
+    CORPUS,
+    PER_EXAMPLE,
+    cut_at_stops,
+    extract_answer,
+    squad_normalise,
+)
 from llmkit.eval.prompting import (
     COT_ANSWER_REGEX,
     PromptOptions,
@@ -117,13 +123,6 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
     return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
 
 
-def _cut(text: str, stops: list[str]) -> str:
-    for stop in stops:
-        if stop and stop in text:
-            text = text[: text.index(stop)]
-    return text
-
-
 def _vote(answers: list[str]) -> str:
     """The most common answer after normalisation (ties: the one seen first)."""
     counts = Counter(squad_normalise(a) for a in answers)
@@ -147,7 +146,7 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     for start in range(0, len(prompts), options.batch_size):
         outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
                                 stop_ids=llm.stop_ids, pad_id=pad)
-    texts = [_cut(tokenizer.decode(out), stops) for out in outputs]
+    texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
     per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}
     predictions, references, samples = [], [], []
     for i, record in enumerate(records):

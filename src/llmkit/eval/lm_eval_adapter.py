@@ -27,6 +27,7 @@ from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     rolling_loglikelihoods,
 )
+from llmkit.eval.metrics import cut_at_stops
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.llm import LLM
 from llmkit.infer.sampling import SamplingConfig
@@ -66,21 +67,29 @@ class LlmkitLM(LM):
         return [total for total, _ in rolling_loglikelihoods(self.llm.model, texts, self.prefix_id, None, self.batch)]
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        outputs = []
-        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
-        for request in requests:  # requests may differ in stop strings and sampling; kept one by one
+        """Requests with the same stop strings, length and temperature are decoded together in
+        batches (longest prompts first, so rows of a batch are alike in length)."""
+        groups: dict[tuple, list[int]] = {}
+        prompts, settings = [], []
+        for index, request in enumerate(requests):
             context, options = request.args[0], dict(request.args[1])
             until = options.get("until") or []
-            until = [until] if isinstance(until, str) else list(until)
+            until = (until,) if isinstance(until, str) else tuple(until)
             temperature = float(options.get("temperature", 0.0)) if options.get("do_sample") else 0.0
-            ids = self.tokenizer.encode(context, add_special_tokens=False) or [self.prefix_id]
-            out = generate_ids(self.llm.model, [ids], int(options.get("max_gen_toks", self.max_gen_toks)),
-                               SamplingConfig(temperature=temperature), stop_ids=self.llm.stop_ids, pad_id=pad)[0]
-            text = self.tokenizer.decode(out)
-            for stop in until:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
-            outputs.append(text)
+            key = (until, int(options.get("max_gen_toks", self.max_gen_toks)), temperature)
+            prompts.append(self.tokenizer.encode(context, add_special_tokens=False) or [self.prefix_id])
+            settings.append(key)
+            groups.setdefault(key, []).append(index)
+        outputs: list[str | None] = [None] * len(requests)
+        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
+        for (until, max_new, temperature), indices in groups.items():
+            indices.sort(key=lambda i: -len(prompts[i]))
+            for start in range(0, len(indices), self.batch):
+                chunk = indices[start: start + self.batch]
+                generated = generate_ids(self.llm.model, [prompts[i] for i in chunk], max_new,
+                                         SamplingConfig(temperature=temperature), stop_ids=self.llm.stop_ids, pad_id=pad)
+                for i, ids in zip(chunk, generated):
+                    outputs[i] = cut_at_stops(self.tokenizer.decode(ids), until)
         return outputs
 
 

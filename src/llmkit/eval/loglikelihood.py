@@ -29,16 +29,23 @@ def _model_len(model, max_len: int | None) -> int:
 
 @torch.no_grad()
 def _score_rows(model, rows: list[list[int]], targets_from: list[int]) -> list[tuple[float, bool]]:
-    """For token rows of one batch: (sum of log p over positions >= targets_from, all of them argmax)."""
-    width = max(map(len, rows))
-    tokens = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T) right-padded
-    for i, row in enumerate(rows):
+    """For token rows: (sum of log p over positions >= targets_from, all of them argmax). Rows whose
+    inputs (all but the last token) are equal share one forward pass: the choices of a
+    multiple-choice question that are one token each cost one pass, as in lm-eval."""
+    unique: dict[tuple[int, ...], int] = {}
+    for row in rows:
+        unique.setdefault(tuple(row[:-1]), len(unique))
+    inputs = list(unique)
+    width = max(map(len, inputs))
+    tokens = torch.zeros(len(inputs), width, dtype=torch.long)  # (B, T) right-padded
+    for i, row in enumerate(inputs):
         tokens[i, : len(row)] = torch.tensor(row)
-    logprobs = F.log_softmax(model(tokens[:, :-1]).float(), dim=-1)  # (B, T-1, V)
+    logits = model(tokens)  # (B, T, V): position t predicts token t+1
     out = []
-    for i, (row, start) in enumerate(zip(rows, targets_from, strict=True)):
-        targets = tokens[i, start: len(row)]  # (n,)
-        scores = logprobs[i, start - 1: len(row) - 1]  # (n, V): position t predicts token t+1
+    for row, start in zip(rows, targets_from, strict=True):
+        # normalise only where targets are scored: a context's positions need no softmax
+        scores = F.log_softmax(logits[unique[tuple(row[:-1])], start - 1: len(row) - 1].float(), dim=-1)  # (n, V)
+        targets = torch.tensor(row[start:])  # (n,)
         picked = scores.gather(-1, targets[:, None])[:, 0]
         out.append((picked.sum().item(), bool((scores.argmax(-1) == targets).all())))
     return out
@@ -58,10 +65,16 @@ def continuation_loglikelihoods(model, requests: list[tuple[list[int], list[int]
         row = (context + continuation)[-limit:]
         rows.append(row)
         starts.append(len(row) - len(continuation))
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    # longest first; equal inputs next to each other, so that they land in one batch and share a pass
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i][:-1]))
     results: list[tuple[float, bool] | None] = [None] * len(rows)
-    for b in range(0, len(order), batch_size):
-        chunk = order[b: b + batch_size]
+    b = 0
+    while b < len(order):
+        chunk, seen = [], set()
+        while b < len(order) and (len(seen) < batch_size or tuple(rows[order[b]][:-1]) in seen):
+            seen.add(tuple(rows[order[b]][:-1]))
+            chunk.append(order[b])
+            b += 1
         for i, scored in zip(chunk, _score_rows(model, [rows[i] for i in chunk], [starts[i] for i in chunk])):
             results[i] = scored
         if progress:
