@@ -40,7 +40,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "gguf": ("llmkit.checkpoint.commands:export_gguf", "Write a checkpoint as GGUF (f16, q8_0, q4_0) for llama.cpp"),
     },
     "evaluate": ("llmkit.eval.commands:evaluate", "Score a checkpoint on benchmark tasks (perplexity, choice, generation, security)"),
-    "lm-eval": ("llmkit.eval.lm_eval_adapter:cli", "lm-evaluation-harness with `--model llmkit` registered (its own flags)"),
+    "lm-eval": ("llmkit.eval.commands:lm_eval", "lm-evaluation-harness with `--model llmkit` registered (its own flags)"),
     "plan": ("llmkit.train.commands:plan", "Memory per device, fit, time and cost of training strategies"),
     "generate": ("llmkit.infer.commands:generate", "Complete a prompt with a checkpoint"),
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),
@@ -49,7 +49,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
             "llmkit.finetune.commands:reward_train", "llmkit.compress.commands:distill",
-            "llmkit.eval.lm_eval_adapter:cli"}
+            "llmkit.eval.commands:lm_eval"}
 NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:finetune",
                   "llmkit.compress.commands:distill"}
 

@@ -28,7 +28,7 @@ def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] 
 def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: int = 1234, chat: bool = False,
              cot: bool = False, self_consistency: int = 0, temperature: float = 0.7, system: str | None = None,
              limit: int | None = None, batch_size: int = 16, stride: int | None = None, perturb: float = 0.0,
-             max_new_tokens: int | None = None, device: str = "cpu") -> None:
+             max_new_tokens: int | None = None, device: str = "cpu", progress: bool = True) -> None:
     """Evaluate CHECKPOINT on TASKS and write OUT/results.json and OUT/results.md.
 
     Args:
@@ -50,6 +50,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         perturb: also score each question with character-level typos at this rate (robustness).
         max_new_tokens: override the tasks' generation length.
         device: torch device.
+        progress: show a progress bar per task.
     """
     from llmkit.eval.evaluator import EvalOptions
     from llmkit.eval.prompting import PromptOptions
@@ -64,7 +65,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
     specs = resolve_tasks(tasks)  # a bad task name or file fails before the model loads
     llm = LLM.load(checkpoint, device=device)
     options = EvalOptions(PromptOptions(shots, seed, chat, cot, system), self_consistency, temperature, batch_size,
-                          limit, stride, perturb, max_new_tokens)
+                          limit, stride, perturb, max_new_tokens, progress)
     results = run_tasks(llm, specs, options)
     header = {"checkpoint": checkpoint, "tasks": tasks, "options": {
         "shots": shots, "seed": seed, "chat": chat, "cot": cot, "self_consistency": self_consistency,
@@ -72,3 +73,15 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
     write_results(out, header, results)
     print(markdown_table(results))
     print(f"-> {out}/results.json, {out}/results.md")
+
+
+def lm_eval(argv: list[str], prog: str = "llmkit lm-eval") -> None:
+    """lm-evaluation-harness's command line with `--model llmkit` registered (all flags are lm-eval's)."""
+    try:
+        from llmkit.eval.lm_eval_adapter import cli
+    except ModuleNotFoundError as missing:
+        from llmkit.errors import LlmkitError
+
+        raise LlmkitError(f"`{prog}` needs lm-evaluation-harness ({missing.name} is missing): "
+                          "pip install 'llmkit[lm-eval]'") from None
+    cli(argv, prog)

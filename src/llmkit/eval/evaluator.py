@@ -58,6 +58,13 @@ class EvalOptions:
     stride: int | None = None  # perplexity window stride (default: the model's context)
     perturb: float = 0.0  # character typo rate for the robustness re-run
     max_new_tokens: int | None = None  # override the task's (chain of thought defaults to 4x)
+    progress: bool = False  # a progress bar per task
+
+
+def _bar(task: TaskSpec, options: EvalOptions, total: int | None, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=task.name, unit=unit, leave=False, disable=not options.progress)
 
 
 def _mean_and_stderr(values: list[float]) -> tuple[float, float]:
@@ -92,8 +99,9 @@ def _perplexity(llm, task: TaskSpec, records: list[dict], options: EvalOptions) 
     tokenizer = llm.tokenizer
     texts = [str(r[task.text_field]) for r in records]
     prefix = tokenizer.bos_id if tokenizer.bos_id is not None else tokenizer.eos_id
-    scored = rolling_loglikelihoods(llm.model, [tokenizer.encode(t, add_special_tokens=False) for t in texts], prefix,
-                                    options.stride, options.batch_size)
+    with _bar(task, options, None, "window") as bar:
+        scored = rolling_loglikelihoods(llm.model, [tokenizer.encode(t, add_special_tokens=False) for t in texts],
+                                        prefix, options.stride, options.batch_size, progress=bar.update)
     logprob, tokens = sum(s for s, _ in scored), sum(n for _, n in scored)
     words, nbytes = sum(len(t.split()) for t in texts), sum(len(t.encode()) for t in texts)
     return {"metrics": {"token_perplexity": math.exp(-logprob / tokens), "word_perplexity": math.exp(-logprob / words),
@@ -107,7 +115,9 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
         choices = task.choice_texts(record)
         spans.append((len(requests), choices))
         requests += [_split_pair(llm.tokenizer, context, choice_continuation(task, c, chat), chat) for c in choices]
-    scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size)]
+    with _bar(task, options, len(requests), "choice") as bar:
+        scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size,
+                                                              progress=bar.update)]
     per_example, samples = {"acc": [], "acc_norm": []}, []
     for record, (start, choices) in zip(records, spans):
         lls = scores[start: start + len(choices)]
@@ -143,9 +153,11 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts for _ in range(samples_per_question)]
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     outputs = []
-    for start in range(0, len(prompts), options.batch_size):
-        outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
-                                stop_ids=llm.stop_ids, pad_id=pad)
+    with _bar(task, options, len(prompts), "sample") as bar:
+        for start in range(0, len(prompts), options.batch_size):
+            outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
+                                    stop_ids=llm.stop_ids, pad_id=pad)
+            bar.update(len(prompts[start: start + options.batch_size]))
     texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
     per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}
     predictions, references, samples = [], [], []
