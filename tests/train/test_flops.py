@@ -41,3 +41,12 @@ def test_fine_tuning_mfu_counts_the_padded_batch_actually_run(tiny_checkpoint, t
                  "--no-progress"]) == 0
     last = json.loads((tmp_path / "o" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 < last["mfu"] < 1
+
+
+def test_a_preference_step_counts_chosen_and_rejected_padded_to_one_width():
+    import torch
+
+    from llmkit.finetune.preference_task import PreferenceTask
+
+    batch = {"chosen": torch.zeros(4, 9, dtype=torch.long), "rejected": torch.zeros(4, 13, dtype=torch.long)}
+    assert PreferenceTask.positions(None, batch) == 2 * 4 * 13

@@ -26,7 +26,7 @@ def test_loss_falls_and_metrics_are_logged(tmp_path):
     _, state = quick_train(_model(), STREAM, 60, tmp_path)
     assert state.losses[-1] < 0.3 * state.losses[0]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(records) == 60 and {"step", "loss", "lr", "tokens_per_s", "mfu", "grad_norm"} <= set(records[0])
+    assert len(records) == 60 and {"step", "loss", "lr", "tokens_per_s", "positions_per_s", "mfu", "grad_norm"} <= set(records[0])
 
 
 @pytest.mark.parametrize("kind,checks", [

@@ -122,12 +122,13 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     with log_.stage("SFT (LoRA)") as row:
         sft = run_sft_stage(out / "pretrain" / "final", out, cfg.sft_steps, cfg.seed, cfg.progress)
-        row |= {"tokens_per_s": _mean_tokens_per_s(out / "sft" / "metrics.jsonl"), "parameters": parameters,
+        row |= {"tokens_per_s": _mean_rate(out / "sft" / "metrics.jsonl", "positions_per_s"), "parameters": parameters,
                 "trainable": sft["trainable_parameters"], "size_mib": dir_size_mib(out / "sft" / "adapter"),
                 "quality": f"copy exact match {sft['exact_match_before']:.0%} -> {sft['exact_match_after']:.0%}"}
     with log_.stage("DPO") as row:
         dpo = run_dpo_stage(out / "sft" / "final", out, cfg.dpo_steps, cfg.seed, cfg.progress)
-        row |= {"parameters": parameters, "trainable": dpo["trainable_parameters"], "size_mib": dir_size_mib(out / "dpo" / "final"),
+        row |= {"tokens_per_s": _mean_rate(out / "dpo" / "metrics.jsonl", "positions_per_s"), "parameters": parameters,
+                "trainable": dpo["trainable_parameters"], "size_mib": dir_size_mib(out / "dpo" / "final"),
                 "quality": f"preference accuracy {dpo['preference_accuracy_before']:.0%} -> "
                            f"{dpo['preference_accuracy_after']:.0%}, copy kept at {dpo['copy_exact_match_after_dpo']:.0%}"}
     with log_.stage("compress") as row:
@@ -162,8 +163,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     return summary
 
 
-def _mean_tokens_per_s(metrics: Path) -> float | None:
-    rates = [json.loads(line).get("tokens_per_s") for line in metrics.read_text().splitlines()[1:]]
+def _mean_rate(metrics: Path, key: str) -> float | None:
+    rates = [json.loads(line).get(key) for line in metrics.read_text().splitlines()[1:]]
     rates = [r for r in rates if r]
     return sum(rates) / len(rates) if rates else None
 

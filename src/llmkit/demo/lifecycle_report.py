@@ -41,8 +41,9 @@ def write_lifecycle_report(out: Path, summary: dict) -> tuple[Path, Path]:
         f"{minutes:.1f} minutes: {summary['documents']:,} training documents ({summary['documents_held_out']} held "
         f"out for evaluation), {summary['train_tokens']:,} training tokens after curation.",
         "Peak RSS is the whole process's resident memory at its highest during the stage (Python, torch and "
-        "earlier stages' objects included). Tokens/s: training tokens for pre-training and SFT, batch-1 decode "
-        "for compression (the fp32 reference), completion tokens for the served request.",
+        "earlier stages' objects included). Tokens/s: token positions trained per second (pre-training, SFT, "
+        "and DPO's chosen + rejected sequences), batch-1 decode for compression (the fp32 reference), "
+        "completion tokens for the served request.",
         "Evaluation: the same tasks for every stage's model. Held-out perplexity and the next-sentence cloze "
         "use documents the model never trained on; canary extraction asks for secrets planted in the training "
         "data; the bias gap is the log-likelihood difference between paired prompts; copy and recall are the "

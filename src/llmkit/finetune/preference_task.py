@@ -33,6 +33,10 @@ class PreferenceTask:
         n = pairs["chosen"].shape[0]
         return pairs | {"targets": torch.zeros(n, dtype=torch.long)}  # one loss unit per pair
 
+    def positions(self, batch: dict) -> int:
+        """Token positions one step of the policy runs: chosen and rejected, padded to one width."""
+        return 2 * batch["chosen"].shape[0] * max(batch["chosen"].shape[1], batch["rejected"].shape[1])
+
     def sequence_scores(self, model, batch: dict) -> dict[str, torch.Tensor]:
         """Summed log-probabilities and lengths of both responses under `model`, in one forward pass."""
         width = max(batch["chosen"].shape[1], batch["rejected"].shape[1])

@@ -112,10 +112,15 @@ class Trainer:
 
     def _positions(self, micro: list[dict]) -> int:
         """Token positions the model ran this step (all data-parallel replicas): what MFU counts. Padded
-        fine-tuning batches run far fewer than batch x seq_len; other batch shapes count as nominal."""
-        if not all(isinstance(m.get("tokens"), torch.Tensor) for m in micro):
+        fine-tuning batches run far fewer than batch x seq_len. A task with its own batch shape says
+        how many through `positions(batch)`; otherwise the nominal batch x seq_len counts."""
+        count = getattr(self.objective, "positions", None)
+        if count is not None:
+            local = sum(count(m) for m in micro)
+        elif all(isinstance(m.get("tokens"), torch.Tensor) for m in micro):
+            local = sum(m["tokens"].numel() + (m["src"].numel() if "src" in m else 0) for m in micro)
+        else:
             return self.nominal_positions
-        local = sum(m["tokens"].numel() + (m["src"].numel() if "src" in m else 0) for m in micro)
         return local * self.ctx.dp_size
 
     def train_step(self) -> dict:
@@ -185,7 +190,8 @@ class Trainer:
                 run_positions += record.pop("positions", self.nominal_positions)
                 run_tokens += record["tokens"]
                 elapsed = max(time.perf_counter() - started, 1e-9)
-                record["tokens_per_s"] = run_tokens / elapsed
+                record["tokens_per_s"] = run_tokens / elapsed  # loss tokens (targets) per second
+                record["positions_per_s"] = run_positions / elapsed  # token positions run per second
                 record["mfu"] = self.flops_per_position * run_positions / elapsed / self.peak
                 consecutive_skips = consecutive_skips + 1 if record.get("skipped") else 0
                 self.state.skipped_steps += bool(record.get("skipped"))
