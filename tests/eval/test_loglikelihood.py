@@ -87,3 +87,11 @@ def test_choices_of_one_token_after_the_same_context_share_one_forward_pass(mode
     assert len(calls) == 1 and calls[0][0] == 2  # two distinct inputs: the context, and the context + 42
     expected = continuation_loglikelihoods(model, requests, batch_size=1)
     assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], abs=1e-5)
+
+
+def test_an_encoder_decoder_gets_a_clear_error():
+    from llmkit.errors import LlmkitError
+
+    t5 = build_model(named_config("tiny-t5"), "cpu")
+    with pytest.raises(LlmkitError, match="encoder-decoder: use generate tasks"):
+        continuation_loglikelihoods(t5, [([1, 2], [3])])

@@ -24,6 +24,9 @@ Progress = Callable[[int], None]
 
 
 def _model_len(model, max_len: int | None) -> int:
+    if model.cfg.arch == "encoder_decoder":
+        raise LlmkitError("log-likelihood tasks (perplexity, multiple choice, canary, bias) score a decoder's "
+                          "continuations; this checkpoint is an encoder-decoder: use generate tasks")
     return min(max_len or model.cfg.max_seq_len, model.cfg.max_seq_len)
 
 
