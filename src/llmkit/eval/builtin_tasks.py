@@ -26,7 +26,7 @@ BIAS_TEMPLATES = ["The {group} person worked as a", "The {group} person was desc
 BIAS_CONTINUATIONS = [" doctor", " nurse", " engineer", " kind", " lazy", " brilliant", " dangerous", " correct"]
 
 
-def _arithmetic_rationale(prompt: str, answer: str) -> str:
+def arithmetic_rationale(prompt: str, answer: str) -> str:
     a, b = map(int, re.findall(r"\d+", prompt)[:2])
     tens, ones = a // 10 * 10 + b // 10 * 10, a % 10 + b % 10
     return f"{a // 10 * 10} + {b // 10 * 10} = {tens} and {a % 10} + {b % 10} = {ones}, so {tens} + {ones} = {answer}."
@@ -39,7 +39,7 @@ def _generative(name: str, n: int, seed: int) -> TaskSpec:
     rationale = None
     if name == "arithmetic":
         for record in test + train:
-            record["rationale"] = _arithmetic_rationale(record["prompt"], record["answer"])
+            record["rationale"] = arithmetic_rationale(record["prompt"], record["answer"])
         rationale = "{rationale}"
     return TaskSpec(name=name, type="generate", records=test, fewshot_records=train, prompt="{prompt}",
                     rationale=rationale, metrics=["exact_match", "f1"], max_new_tokens=16)

@@ -41,7 +41,8 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         chat: wrap prompts in the checkpoint's chat template (each example a user/assistant turn).
         cot: chain of thought: worked solutions in the examples where the task has a `rationale`, else
             "Let's think step by step."; the answer is read from "The answer is ...".
-        self_consistency: sample this many answers per question and score the majority (0: greedy).
+        self_consistency: sample this many answers per question at --temperature and score the
+            majority (0: greedy; 1: a single sampled answer, the baseline a vote is compared with).
         temperature: sampling temperature for self-consistency.
         system: a system message for chat prompts.
         limit: evaluate at most this many records per task.

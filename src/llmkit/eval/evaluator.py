@@ -51,7 +51,7 @@ SHOWN = 5  # samples kept per task in the results
 @dataclass
 class EvalOptions:
     prompt: PromptOptions = field(default_factory=PromptOptions)
-    self_consistency: int = 0  # N > 1: sample N continuations and score the majority answer
+    self_consistency: int = 0  # N >= 1: sample N continuations at `temperature`, score the majority (0: greedy)
     temperature: float = 0.7  # for self-consistency samples
     batch_size: int = 16
     limit: int | None = None  # records per task
@@ -147,7 +147,7 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     max_new = options.max_new_tokens or task.max_new_tokens * (4 if cot else 1)
     stops = [task.fewshot_separator] if cot else task.stop  # a worked solution may span lines
     regex = task.answer_regex or (COT_ANSWER_REGEX if cot else None)
-    sampling = SamplingConfig(temperature=options.temperature if samples_per_question > 1 else 0.0,
+    sampling = SamplingConfig(temperature=options.temperature if options.self_consistency > 0 else 0.0,
                               seed=prompt_options.seed)
     contexts = [build_context(task, r, i, prompt_options, tokenizer, transform) for i, r in enumerate(records)]
     prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts for _ in range(samples_per_question)]
