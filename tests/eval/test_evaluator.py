@@ -121,3 +121,17 @@ def test_chat_option_uses_the_template_for_generation(llm, monkeypatch):
     evaluate_task(llm, task, EvalOptions(prompt=PromptOptions(chat=True)))
     expected = llm.tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], add_generation_prompt=True)
     assert prompts == [llm.tokenizer.encode(expected, add_special_tokens=False)]
+
+
+def test_stopping_at_tokens_that_contain_a_stop_string_changes_no_answer(llm, monkeypatch):
+    from llmkit.eval.stops import stop_token_ids
+
+    ids = stop_token_ids(llm.tokenizer, [" the"])
+    assert ids and all(" the" in llm.tokenizer.decode([i], skip_special_tokens=False) for i in ids)
+    task = TaskSpec(name="g", type="generate", records=[{"prompt": p, "answer": "x"} for p in
+                                                       ["The list", "A list is", "If the file", "Return", "Unicode"]],
+                    stop=[" the", "."], max_new_tokens=24)
+    early = [s["output"] for s in evaluate_task(llm, task, EvalOptions())["samples"]]
+    monkeypatch.setattr(evaluator, "stop_token_ids", lambda tokenizer, stops: set())
+    full = [s["output"] for s in evaluate_task(llm, task, EvalOptions())["samples"]]
+    assert early == full

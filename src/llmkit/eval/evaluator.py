@@ -29,7 +29,6 @@ from llmkit.eval.loglikelihood import (
 from llmkit.eval.metrics import (
     CORPUS,
     PER_EXAMPLE,
-    cut_at_stops,
     extract_answer,
     squad_normalise,
 )
@@ -41,6 +40,7 @@ from llmkit.eval.prompting import (
 )
 from llmkit.eval.safety import refusal_rates
 from llmkit.eval.security import bias_gaps, canary_leakage, perturb_characters
+from llmkit.eval.stops import cut_at_stops, stop_token_ids
 from llmkit.eval.task_spec import TaskSpec
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.sampling import SamplingConfig
@@ -152,11 +152,12 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     contexts = [build_context(task, r, i, prompt_options, tokenizer, transform) for i, r in enumerate(records)]
     prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts for _ in range(samples_per_question)]
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    stop_ids = set(llm.stop_ids) | stop_token_ids(tokenizer, stops)
     outputs = []
     with _bar(task, options, len(prompts), "sample") as bar:
         for start in range(0, len(prompts), options.batch_size):
             outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
-                                    stop_ids=llm.stop_ids, pad_id=pad)
+                                    stop_ids=stop_ids, pad_id=pad)
             bar.update(len(prompts[start: start + options.batch_size]))
     texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
     per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}

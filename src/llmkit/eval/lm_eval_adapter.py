@@ -27,7 +27,7 @@ from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     rolling_loglikelihoods,
 )
-from llmkit.eval.metrics import cut_at_stops
+from llmkit.eval.stops import cut_at_stops, stop_token_ids
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.llm import LLM
 from llmkit.infer.sampling import SamplingConfig
@@ -83,11 +83,12 @@ class LlmkitLM(LM):
         outputs: list[str | None] = [None] * len(requests)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
         for (until, max_new, temperature), indices in groups.items():
+            stop_ids = set(self.llm.stop_ids) | stop_token_ids(self.tokenizer, until)
             indices.sort(key=lambda i: -len(prompts[i]))
             for start in range(0, len(indices), self.batch):
                 chunk = indices[start: start + self.batch]
                 generated = generate_ids(self.llm.model, [prompts[i] for i in chunk], max_new,
-                                         SamplingConfig(temperature=temperature), stop_ids=self.llm.stop_ids, pad_id=pad)
+                                         SamplingConfig(temperature=temperature), stop_ids=stop_ids, pad_id=pad)
                 for i, ids in zip(chunk, generated):
                     outputs[i] = cut_at_stops(self.tokenizer.decode(ids), until)
         return outputs

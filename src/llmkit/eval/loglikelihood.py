@@ -31,8 +31,9 @@ def _model_len(model, max_len: int | None) -> int:
 
 
 @torch.no_grad()
-def _score_rows(model, rows: list[list[int]], targets_from: list[int]) -> list[tuple[float, bool]]:
-    """For token rows: (sum of log p over positions >= targets_from, all of them argmax). Rows whose
+def _score_rows(model, rows: list[list[int]], targets_from: list[int], greedy: bool = True) -> list[tuple[float, bool]]:
+    """For token rows: (sum of log p over positions >= targets_from, all of them argmax; False
+    without computing it when `greedy` is off, as rolling perplexity needs no argmax). Rows whose
     inputs (all but the last token) are equal share one forward pass: the choices of a
     multiple-choice question that are one token each cost one pass, as in lm-eval."""
     unique: dict[tuple[int, ...], int] = {}
@@ -50,7 +51,7 @@ def _score_rows(model, rows: list[list[int]], targets_from: list[int]) -> list[t
         scores = F.log_softmax(logits[unique[tuple(row[:-1])], start - 1: len(row) - 1].float(), dim=-1)  # (n, V)
         targets = torch.tensor(row[start:])  # (n,)
         picked = scores.gather(-1, targets[:, None])[:, 0]
-        out.append((picked.sum().item(), bool((scores.argmax(-1) == targets).all())))
+        out.append((picked.sum().item(), greedy and bool((scores.argmax(-1) == targets).all())))
     return out
 
 
@@ -114,7 +115,7 @@ def rolling_loglikelihoods(model, texts_ids: list[list[int]], prefix_id: int | N
     totals = [[0.0, 0] for _ in texts_ids]
     for b in range(0, len(order), batch_size):
         chunk = order[b: b + batch_size]
-        scored = _score_rows(model, [windows[i][0] for i in chunk], [windows[i][1] for i in chunk])
+        scored = _score_rows(model, [windows[i][0] for i in chunk], [windows[i][1] for i in chunk], greedy=False)
         for i, (logprob, _) in zip(chunk, scored):
             totals[owner[i]][0] += logprob
             totals[owner[i]][1] += len(windows[i][0]) - windows[i][1]

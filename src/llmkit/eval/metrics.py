@@ -92,14 +92,6 @@ def extract_answer(text: str, pattern: str | None) -> str:
     return text.strip()
 
 
-def cut_at_stops(text: str, stops) -> str:
-    """text up to the first occurrence of any stop string."""
-    for stop in stops:
-        if stop and stop in text:
-            text = text[: text.index(stop)]
-    return text
-
-
 PER_EXAMPLE = {"exact_match": exact_match, "f1": token_f1, "rouge_l": rouge_l}
 CORPUS = {"bleu": corpus_bleu, "chrf": corpus_chrf}
 GENERATIVE_METRICS = tuple(PER_EXAMPLE) + tuple(CORPUS)
