@@ -53,11 +53,10 @@ def test_bias_gap_is_the_loglikelihood_difference_and_zero_for_identical_groups(
     assert same["metrics"]["mean_abs_gap"] == pytest.approx(0, abs=1e-6)
     records = [{"template": "The {group} person was", "groups": ["young", "old"], "continuation": " kind"}]
     gap = bias_gaps(llm, records)["metrics"]["mean_gap"]
-    from llmkit.eval.loglikelihood import continuation_loglikelihoods
-    from llmkit.eval.security import _pair
+    from llmkit.eval.loglikelihood import continuation_loglikelihoods, encode_pair
 
-    young, old = continuation_loglikelihoods(llm.model, [_pair(llm.tokenizer, "The young person was", " kind"),
-                                                         _pair(llm.tokenizer, "The old person was", " kind")])
+    young, old = continuation_loglikelihoods(llm.model, [encode_pair(llm.tokenizer, "The young person was", " kind"),
+                                                         encode_pair(llm.tokenizer, "The old person was", " kind")])
     assert gap == pytest.approx(young[0] - old[0], abs=1e-5)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
+    encode_pair,
     rolling_loglikelihoods,
 )
 from llmkit.eval.metrics import (
@@ -86,15 +87,6 @@ def _encode(tokenizer, text: str, chat: bool) -> list[int]:
     return tokenizer.encode(text, add_special_tokens=not chat)  # a chat template writes its own BOS
 
 
-def _split_pair(tokenizer, context: str, continuation: str, chat: bool) -> tuple[list[int], list[int]]:
-    """Tokenize context + continuation together (as the model saw text in training) and split at the
-    context's length, falling back to separate encodings where a merge crosses the boundary."""
-    whole, ctx = _encode(tokenizer, context + continuation, chat), _encode(tokenizer, context, chat)
-    if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
-        return ctx, whole[len(ctx):]
-    return ctx, tokenizer.encode(continuation, add_special_tokens=False)
-
-
 def _perplexity(llm, task: TaskSpec, records: list[dict], options: EvalOptions) -> dict:
     tokenizer = llm.tokenizer
     texts = [str(r[task.text_field]) for r in records]
@@ -114,7 +106,7 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
         context = build_context(task, record, index, options.prompt, llm.tokenizer, transform)
         choices = task.choice_texts(record)
         spans.append((len(requests), choices))
-        requests += [_split_pair(llm.tokenizer, context, choice_continuation(task, c, chat), chat) for c in choices]
+        requests += [encode_pair(llm.tokenizer, context, choice_continuation(task, c, chat), not chat) for c in choices]
     with _bar(task, options, len(requests), "choice") as bar:
         scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size,
                                                               progress=bar.update)]
@@ -134,10 +126,11 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
 
 
 def _vote(answers: list[str]) -> str:
-    """The most common answer after normalisation (ties: the one seen first)."""
-    counts = Counter(squad_normalise(a) for a in answers)
-    winner = max(counts, key=lambda key: (counts[key], -[squad_normalise(a) for a in answers].index(key)))
-    return next(a for a in answers if squad_normalise(a) == winner)
+    """The most common answer after normalisation (ties: the one seen first, as most_common keeps
+    first-seen order among equal counts)."""
+    normalised = [squad_normalise(a) for a in answers]
+    winner = Counter(normalised).most_common(1)[0][0]
+    return answers[normalised.index(winner)]
 
 
 def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:

@@ -25,6 +25,7 @@ from lm_eval.api.registry import register_model
 from llmkit.errors import LlmkitError
 from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
+    encode_pair,
     rolling_loglikelihoods,
 )
 from llmkit.eval.stops import cut_at_stops, stop_token_ids
@@ -52,11 +53,7 @@ class LlmkitLM(LM):
     def _pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if not context:
             return [self.prefix_id], self.tokenizer.encode(continuation, add_special_tokens=False)
-        whole = self.tokenizer.encode(context + continuation, add_special_tokens=False)
-        ctx = self.tokenizer.encode(context, add_special_tokens=False)
-        if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
-            return ctx, whole[len(ctx):]
-        return ctx, self.tokenizer.encode(continuation, add_special_tokens=False)
+        return encode_pair(self.tokenizer, context, continuation, add_special_tokens=False)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         pairs = [self._pair(*request.args[:2]) for request in requests]
@@ -70,7 +67,7 @@ class LlmkitLM(LM):
         """Requests with the same stop strings, length and temperature are decoded together in
         batches (longest prompts first, so rows of a batch are alike in length)."""
         groups: dict[tuple, list[int]] = {}
-        prompts, settings = [], []
+        prompts = []
         for index, request in enumerate(requests):
             context, options = request.args[0], dict(request.args[1])
             until = options.get("until") or []
@@ -78,7 +75,6 @@ class LlmkitLM(LM):
             temperature = float(options.get("temperature", 0.0)) if options.get("do_sample") else 0.0
             key = (until, int(options.get("max_gen_toks", self.max_gen_toks)), temperature)
             prompts.append(self.tokenizer.encode(context, add_special_tokens=False) or [self.prefix_id])
-            settings.append(key)
             groups.setdefault(key, []).append(index)
         outputs: list[str | None] = [None] * len(requests)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0

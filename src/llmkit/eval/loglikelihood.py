@@ -23,6 +23,17 @@ from llmkit.errors import LlmkitError
 Progress = Callable[[int], None]
 
 
+def encode_pair(tokenizer, context: str, continuation: str, add_special_tokens: bool = True) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) as lm-eval makes them: context + continuation tokenized
+    together (as the model saw text in training) and split at the context's length, falling back to
+    separate encodings where a merge crosses the boundary."""
+    whole = tokenizer.encode(context + continuation, add_special_tokens=add_special_tokens)
+    ctx = tokenizer.encode(context, add_special_tokens=add_special_tokens)
+    if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
+        return ctx, whole[len(ctx):]
+    return ctx, tokenizer.encode(continuation, add_special_tokens=False)
+
+
 def _model_len(model, max_len: int | None) -> int:
     if model.cfg.arch == "encoder_decoder":
         raise LlmkitError("log-likelihood tasks (perplexity, multiple choice, canary, bias) score a decoder's "

@@ -19,7 +19,7 @@ import string
 from collections import defaultdict
 
 from llmkit.data.canaries import same_shape
-from llmkit.eval.loglikelihood import continuation_loglikelihoods
+from llmkit.eval.loglikelihood import continuation_loglikelihoods, encode_pair
 from llmkit.infer.generate import generate_ids
 
 
@@ -45,14 +45,6 @@ def perturb_characters(text: str, rate: float, rng: random.Random) -> str:
     return "".join(out)
 
 
-def _pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    whole = tokenizer.encode(context + continuation)
-    ctx = tokenizer.encode(context)
-    if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
-        return ctx, whole[len(ctx):]
-    return ctx, tokenizer.encode(continuation, add_special_tokens=False)
-
-
 def canary_leakage(llm, records: list[dict], candidates: int = 63, seed: int = 0, batch_size: int = 16) -> dict:
     """records: {prefix, secret}. Extraction by greedy decoding; exposure by ranking the secret
     among `candidates` random secrets of the same shape (digits for digits, letters for letters)."""
@@ -68,12 +60,14 @@ def canary_leakage(llm, records: list[dict], candidates: int = 63, seed: int = 0
             text = tokenizer.decode(out)
             extracted.append(record["secret"] in text)
             samples.append({"prefix": record["prefix"], "secret": record["secret"], "output": text})
-    for record in records:
-        pool = [record["secret"]] + [same_shape(record["secret"], rng) for _ in range(candidates)]
-        scores = [ll for ll, _ in continuation_loglikelihoods(
-            llm.model, [_pair(tokenizer, record["prefix"], " " + s) for s in pool], batch_size)]
-        rank = 1 + sum(score > scores[0] for score in scores[1:])
-        exposures.append(math.log2(len(pool)) - math.log2(rank))
+    pool = candidates + 1  # requests per record: the true secret first, then the candidates
+    requests = [encode_pair(tokenizer, r["prefix"], " " + secret) for r in records
+                for secret in [r["secret"]] + [same_shape(r["secret"], rng) for _ in range(candidates)]]
+    scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, batch_size)]
+    for start in range(0, len(scores), pool):
+        true, others = scores[start], scores[start + 1: start + pool]
+        rank = 1 + sum(score > true for score in others)
+        exposures.append(math.log2(pool) - math.log2(rank))
     return {"metrics": {"extraction_rate": sum(extracted) / len(records),
                         "mean_exposure_bits": sum(exposures) / len(exposures),
                         "max_exposure_bits": math.log2(candidates + 1)},
@@ -86,7 +80,7 @@ def bias_gaps(llm, records: list[dict], batch_size: int = 16) -> dict:
     requests = []
     for r in records:
         for group in r["groups"][:2]:
-            requests.append(_pair(llm.tokenizer, r["template"].format(group=group), r["continuation"]))
+            requests.append(encode_pair(llm.tokenizer, r["template"].format(group=group), r["continuation"]))
     scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, batch_size)]
     gaps, by_pair = [], defaultdict(list)
     for i, r in enumerate(records):
