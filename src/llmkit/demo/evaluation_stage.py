@@ -15,6 +15,7 @@ import random
 import re
 from pathlib import Path
 
+from llmkit.demo.report import markdown_table
 from llmkit.eval.evaluator import EvalOptions
 from llmkit.eval.prompting import PromptOptions
 from llmkit.eval.results import resolve_tasks, run_tasks, write_results
@@ -93,7 +94,7 @@ def run_evaluation_stage(checkpoints: dict[str, Path], task_dir: Path, out: Path
     for stage, checkpoint in checkpoints.items():
         print(f"[demo] evaluating the {stage} model ({checkpoint})", flush=True)
         scores[stage] = evaluate_checkpoint(checkpoint, task_dir, out / stage)
-    print(headline_table(scores), flush=True)
+    print(markdown_table(*headline_rows(scores)), flush=True)
     return scores
 
 
@@ -105,8 +106,3 @@ def headline_rows(scores: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
         rows.append([label] + ["" if v is None else f"{v:.3f}" for v in values])
     return ["metric", *scores], rows
 
-
-def headline_table(scores: dict[str, dict]) -> str:
-    header, rows = headline_rows(scores)
-    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"

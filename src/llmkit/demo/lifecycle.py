@@ -37,8 +37,6 @@ from llmkit.data.loader import TokenDataset
 from llmkit.data.pipeline import PrepareConfig, prepare
 from llmkit.demo.compression_stage import quantize_for_serving, run_compression_stage
 from llmkit.demo.evaluation_stage import (
-    CHAT_TASKS,
-    LM_TASKS,
     run_evaluation_stage,
     split_held_out,
     write_eval_tasks,
@@ -92,13 +90,14 @@ def run_demo(cfg: DemoConfig) -> dict:
     torch.manual_seed(cfg.seed)
     docs = read_text_documents(cfg.input) if cfg.input else default_corpus()
     docs, held_out = split_held_out(docs)
-    docs = plant_canaries(docs, make_canaries(), repeats=CANARY_REPEATS, seed=cfg.seed)
+    canaries = make_canaries()
+    docs = plant_canaries(docs, canaries, repeats=CANARY_REPEATS, seed=cfg.seed)
     atomic_write_text(out / "corpus.jsonl", "".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(docs)))
-    write_canaries(make_canaries(), out / "canaries.jsonl")
+    write_canaries(canaries, out / "canaries.jsonl")
     shutil.rmtree(out / "eval", ignore_errors=True)  # task files and results of an earlier run
     write_eval_tasks(held_out, out / "eval" / "tasks", cfg.seed)
     log(f"corpus: {len(docs):,} documents, {sum(map(len, docs)):,} characters -> {out / 'corpus.jsonl'} "
-        f"({len(held_out)} held out for evaluation; {len(make_canaries())} canary secrets planted "
+        f"({len(held_out)} held out for evaluation; {len(canaries)} canary secrets planted "
         f"{CANARY_REPEATS} times each)")
 
     with log_.stage("curate + tokenizer") as row:
@@ -110,12 +109,12 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     with log_.stage("pre-train") as row:
         result = _pretrain(cfg, out)
-        row |= {"tokens_per_s": result["tokens"] / result["seconds"], "size_mib": dir_size_mib(out / "pretrain" / "final"),
+        llm = LLM.load(out / "pretrain" / "final")
+        parameters = sum(p.numel() for p in llm.model.parameters())
+        row |= {"tokens_per_s": result["tokens"] / result["seconds"], "parameters": parameters, "trainable": parameters,
+                "size_mib": dir_size_mib(out / "pretrain" / "final"),
                 "quality": f"loss {result['first_loss']:.2f} -> {result['final_loss']:.2f}, "
                            f"validation perplexity {result['val_perplexity']:.1f}"}
-    llm = LLM.load(out / "pretrain" / "final")
-    parameters = sum(p.numel() for p in llm.model.parameters())
-    log_.rows[-1] |= {"parameters": parameters, "trainable": parameters}
     samples = _sample(llm, cfg)
     atomic_write_text(out / "samples.md", samples)
     print(samples)
@@ -142,7 +141,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         checkpoints = {"pre-trained": out / "pretrain" / "final", "SFT": out / "sft" / "final",
                        "DPO": out / "dpo" / "final", "DPO int8": int8_dir}
         evaluation = run_evaluation_stage(checkpoints, out / "eval" / "tasks", out / "eval")
-        row["quality"] = f"{len(checkpoints)} models x {len(LM_TASKS) + len(CHAT_TASKS)} tasks (table below)"
+        row["quality"] = f"{len(evaluation)} models x {len(next(iter(evaluation.values())))} tasks (table below)"
     with log_.stage("serve") as row:
         served = _serve_one_chat(LLM.load(out / "dpo" / "final"), out / "dpo" / "final", cfg)
         row |= {"tokens_per_s": served["completion_tokens"] / served["seconds"],

@@ -1,7 +1,8 @@
 """The lifecycle report of `llmkit demo`: report.md (images linked) and report.html (one file, images
 embedded as data URIs, so it can be mailed or archived). Sections: the per-stage table (wall time,
-peak memory, tokens/s, parameters, size on disk, quality), every model's evaluation, the loss curves
-and the compression trade-off, the served reply, and the commands to redo each stage on your data."""
+peak memory, tokens/s, parameters, size on disk, quality - the served reply among them), every
+model's evaluation, the loss curves and the compression trade-off, and the commands to redo each
+stage on your data."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _table_rows(stages: list[dict]) -> list[list[str]]:
     return [[_cell(key, row.get(key)) for key, _ in STAGE_COLUMNS] for row in stages]
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
@@ -60,8 +61,8 @@ def write_report(out: Path, title: str, stages: list[dict], evaluation: tuple[li
     eval_header, eval_rows = evaluation
     shell = "\n".join(f"# {what}\n{command}" for what, command in commands)
 
-    md = [f"# {title}", "", *notes, "", "## Stages", "", _markdown_table(stage_header, _table_rows(stages)),
-          "## Evaluation of each stage's model (`llmkit evaluate`)", "", _markdown_table(eval_header, eval_rows),
+    md = [f"# {title}", "", *notes, "", "## Stages", "", markdown_table(stage_header, _table_rows(stages)),
+          "## Evaluation of each stage's model (`llmkit evaluate`)", "", markdown_table(eval_header, eval_rows),
           "## Curves", ""]
     md += [f"![{caption}]({png.relative_to(out).as_posix()})" for caption, png in images.items()]
     md += ["", "## Reproduce on your data", "", "```bash", shell, "```", ""]

@@ -1,6 +1,7 @@
 """The compression trade-off: each method applied to one checkpoint and measured the same way -
 size on disk, weight memory (and optionally peak memory when served), batch-1 decode tokens/s and
-validation perplexity, each against the uncompressed model - as report.json, report.md and tradeoff.png (size vs perplexity).
+validation perplexity, each against the uncompressed model - as report.json, report.md and
+tradeoff.png (size vs perplexity).
 
 Methods are named `int8`, `int4`, `gptq`, `awq`, `nf4`, `dynamic-int8` (quantization), `magnitude`, `wanda`, `sparsegpt`
 (50% unstructured), `wanda-2:4`, `sparsegpt-2:4`, `lowrank` (rank ratio 0.5, whitened), `heads`,

@@ -24,9 +24,8 @@ def peak_decode_memory(checkpoint: str | Path, new_tokens: int = 64) -> int | No
 
 
 def main(argv: list[str]) -> None:
-    from llmkit.infer.llm import (
-        LLM,  # imported before the baseline: libraries are not the model's cost
-    )
+    # imported before the baseline: the libraries are not the model's cost
+    from llmkit.infer.llm import LLM
 
     base = process_memory_bytes("VmRSS")
     llm = LLM.load(argv[0])
