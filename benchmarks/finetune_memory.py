@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from llmkit.host_memory import process_memory_bytes, reset_peak_memory
+
 CONFIG = dict(vocab_size=8192, d_model=512, n_layer=8, n_head=8, n_kv_head=8, d_ff=1408, max_seq_len=1024)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def status(key: str) -> int:
-    return int(re.search(rf"{key}:\s+(\d+) kB", Path("/proc/self/status").read_text())[1]) * 1024
 
 
 def track_live_memory() -> None:
@@ -48,6 +45,7 @@ def _warm_up_runtime(torch, build_model, named_config, task_class) -> None:
     tokens = torch.randint(0, tiny.cfg.vocab_size, (2, 17))
     loss, count = task.loss(tiny, task.make_batch(tokens[:, :-1], tokens[:, 1:]))
     (loss / count).backward()
+    torch.optim.AdamW(tiny.parameters(), lr=1e-4, fused=True).step()  # the fused optimizer imports torch._dynamo
     del tiny, loss
     gc.collect()
 
@@ -69,7 +67,7 @@ def probe(method: str, batch: int, seq_len: int, steps: int, checkpointing: bool
 
     torch.manual_seed(0)
     _warm_up_runtime(torch, build_model, named_config, CausalLM)
-    base = status("VmRSS")
+    base = process_memory_bytes("VmRSS")
     model = build_model(named_config("tiny-llama").replace(name="llama-34m", **CONFIG), "cpu")
     if method == "qlora":
         quantize_model_nf4(model)
@@ -78,8 +76,8 @@ def probe(method: str, batch: int, seq_len: int, steps: int, checkpointing: bool
     apply_activation_checkpointing(model, "full" if checkpointing else "none")
     trainable, total = trainable_parameters(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    resident = status("VmRSS") - base  # the prepared model
-    Path("/proc/self/clear_refs").write_text("5")  # peak := now: build and quantisation transients do not count
+    resident = process_memory_bytes("VmRSS") - base  # the prepared model
+    reset_peak_memory()  # peak := now: build and quantisation transients do not count
     tokens = torch.randint(0, CONFIG["vocab_size"], (batch, seq_len + 1))
     task, times = CausalLM(), []
     for _ in range(steps):
@@ -90,7 +88,7 @@ def probe(method: str, batch: int, seq_len: int, steps: int, checkpointing: bool
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
     return {"method": method, "trainable_parameters": trainable, "parameters": total,
-            "model_bytes": resident, "peak_bytes": status("VmHWM") - base, "tokens_per_s": batch * seq_len / min(times[1:])}
+            "model_bytes": resident, "peak_bytes": process_memory_bytes("VmHWM") - base, "tokens_per_s": batch * seq_len / min(times[1:])}
 
 
 def main() -> None:
