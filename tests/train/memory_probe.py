@@ -2,14 +2,11 @@
 Fresh because the allocator keeps freed memory: a second measurement in one process reads low."""
 
 import json
-import re
 import sys
 
 import torch
 
-
-def status(key: str) -> int:
-    return int(re.search(rf"{key}:\s+(\d+) kB", open("/proc/self/status").read())[1]) * 1024
+from llmkit.host_memory import process_memory_bytes, reset_peak_memory
 
 
 def main() -> None:
@@ -20,8 +17,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     cfg = named_config("tiny-llama").replace(**spec["model"])
-    open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current size
-    base = status("VmRSS")
+    reset_peak_memory()  # VmHWM := the current size
+    base = process_memory_bytes("VmRSS")
     model = build_model(cfg, "cpu")
     apply_activation_checkpointing(model, "full" if spec["ac"] else "none")
     optimizer = torch.optim.AdamW(model.parameters(), foreach=True)
@@ -32,7 +29,7 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         del loss
-    print(status("VmHWM") - base)
+    print(process_memory_bytes("VmHWM") - base)
 
 
 if __name__ == "__main__":
