@@ -97,6 +97,9 @@ def test_task_yaml_reads_local_jsonl_and_explains_bad_input(tmp_path):
     (tmp_path / "broken.yaml").write_text("type: generate\ndata: broken.jsonl\n")
     with pytest.raises(LlmkitError, match=r"broken.jsonl:2: not JSON"):
         load_task_file(tmp_path / "broken.yaml")
+    (tmp_path / "typo.yaml").write_text("type: generate\ndata: data.jsonl\nmetrics: [exact-match]\n")
+    with pytest.raises(LlmkitError, match="unknown metrics exact-match; choose from exact_match"):
+        load_task_file(tmp_path / "typo.yaml")
     with pytest.raises(LlmkitError, match="uses field 'question'"):
         TaskSpec(name="t", type="generate", records=MC_RECORDS, prompt="{question}").render("{question}", MC_RECORDS[0])
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
+from llmkit.eval.metrics import GENERATIVE_METRICS
 
 TASK_TYPES = ("perplexity", "multiple_choice", "generate", "canary", "bias", "refusal")
 
@@ -60,6 +61,10 @@ class TaskSpec:
             raise LlmkitError(f"task {self.name}: unknown type {self.type!r}; choose one of {', '.join(TASK_TYPES)}")
         if not self.records:
             raise LlmkitError(f"task {self.name}: no records")
+        unknown = [m for m in self.metrics if m not in GENERATIVE_METRICS]
+        if unknown:
+            raise LlmkitError(f"task {self.name}: unknown metrics {', '.join(unknown)}; "
+                              f"choose from {', '.join(GENERATIVE_METRICS)}")
 
     def render(self, template: str, record: dict) -> str:
         try:
