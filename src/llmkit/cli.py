@@ -5,6 +5,7 @@ flags by tyro from its signature and docstring; modules load only when their ver
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 import sys
 
@@ -46,6 +47,8 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
     "serve": ("llmkit.serve.commands:serve", "Serve a checkpoint over an OpenAI-compatible HTTP API"),
     "chat": ("llmkit.serve.commands:chat", "Chat with a checkpoint in the terminal (streamed)"),
 }
+# Out of space, over quota, no permission, read-only: the user's environment, not a bug.
+FILE_SYSTEM_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
             "llmkit.finetune.commands:reward_train", "llmkit.compress.commands:distill",
@@ -106,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
+    except OSError as err:
+        if err.errno not in FILE_SYSTEM_ERRORS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"{prog}: error: {err.strerror}{where}; outputs are written whole or not at all, so free space or fix "
+              "permissions and run again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

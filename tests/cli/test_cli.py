@@ -67,7 +67,7 @@ def test_tokenizer_train_writes_hf_files(tmp_path, capsys):
     (tmp_path / "a.txt").write_text(SAMPLE_TEXT)
     assert main(["tokenizer", "train", "--input", str(tmp_path / "a.txt"), "--vocab-size", "320",
                  "--out", str(tmp_path / "tok")]) == 0
-    assert {p.name for p in (tmp_path / "tok").iterdir()} == {"tokenizer.json", "tokenizer_config.json"}
+    assert {p.name for p in (tmp_path / "tok").iterdir()} == {"tokenizer.json", "tokenizer_config.json", ".llmkit.json"}
 
 
 @pytest.mark.parametrize("verb", [["generate"], ["demo"], ["tokenizer", "train"], ["models"]])

@@ -18,6 +18,7 @@ import torch
 
 from llmkit.checkpoint.io import load_checkpoint
 from llmkit.errors import LlmkitError
+from llmkit.fileio import check_output_file
 
 TYPES = ("f16", "q8_0", "q4_0")
 BLOCK_NAMES = {"attn_norm": "attn_norm", "attn.q_proj": "attn_q", "attn.k_proj": "attn_k", "attn.v_proj": "attn_v",
@@ -84,12 +85,12 @@ def _add_tokenizer(writer, checkpoint: Path, cfg) -> None:
         writer.add_chat_template(template)
 
 
-def export_gguf(checkpoint: str | Path, out_file: str | Path, kind: str = "f16") -> Path:
+def export_gguf(checkpoint: str | Path, out_file: str | Path, kind: str = "f16", overwrite: bool = False) -> Path:
     import gguf
 
     if kind not in TYPES:
         raise LlmkitError(f"unknown GGUF type {kind!r}; choose one of {', '.join(TYPES)}")
-    checkpoint, out_file = Path(checkpoint), Path(out_file)
+    checkpoint, out_file = Path(checkpoint), check_output_file(out_file, b"GGUF", overwrite)
     model = load_checkpoint(checkpoint)
     cfg = model.cfg
     if cfg.family not in ARCH or cfg.arch != "decoder" or cfg.n_expert:

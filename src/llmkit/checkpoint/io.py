@@ -6,11 +6,18 @@
 Loading builds the model on the meta device and assigns tensors read from the memory-mapped
 safetensors files (`load_state_dict(assign=True)`), so no second copy of the weights is made.
 Saving is atomic: the whole directory is written aside and renamed into place.
+
+A checkpoint directory is untrusted input: shard names in the index must stay inside it, a config
+whose weights could not fit in this machine's memory is refused before anything is allocated,
+`.bin` files are read with `weights_only=True` (legacy non-zip ones are refused), and weights
+holding NaN or inf are reported.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +51,47 @@ def load_config(checkpoint_dir: str | Path) -> ModelConfig:
     path = Path(checkpoint_dir)
     if not path.is_dir():
         raise LlmkitError(f"checkpoint directory {path} does not exist")
-    return from_hf_config(read_json(path / "config.json"), name=path.name)
+    cfg = from_hf_config(read_json(path / "config.json"), name=path.name)
+    check_fits_in_memory(cfg, path)
+    return cfg
+
+
+MAX_LAYERS = 4096  # far beyond any published model; building more modules alone takes minutes
+
+
+def estimate_parameters(cfg: ModelConfig) -> int:
+    """Parameters from the shapes alone (no modules built): embeddings, attention, MLP or experts."""
+    head_dim = cfg.head_dim or cfg.d_model // max(cfg.n_head, 1)
+    kv_heads = cfg.n_kv_head or cfg.n_head
+    attention = cfg.d_model * head_dim * (2 * cfg.n_head + 2 * kv_heads)
+    mlp = 3 * cfg.d_model * cfg.d_ff * max(cfg.n_expert, 1)
+    layers = cfg.n_layer + (cfg.n_encoder_layer or (cfg.n_layer if cfg.arch == "encoder_decoder" else 0))
+    return layers * (attention + mlp) + cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2)
+
+
+def check_fits_in_memory(cfg: ModelConfig, path: Path) -> None:
+    """Refuse a config that no file could back on this machine (1 byte per weight at the least)."""
+    layers = cfg.n_layer + cfg.n_encoder_layer
+    if min(cfg.n_layer, cfg.d_model, cfg.n_head, cfg.vocab_size, cfg.d_ff) < 1 or layers > MAX_LAYERS:
+        raise LlmkitError(f"{path}/config.json describes an impossible model ({layers} layers, d_model {cfg.d_model}, "
+                          f"{cfg.n_head} heads, vocabulary {cfg.vocab_size}); the file is damaged or not a model config")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    params = estimate_parameters(cfg)
+    if memory and params > memory:
+        raise LlmkitError(f"{path}/config.json describes about {params / 1e9:,.0f} B parameters, more than this "
+                          f"machine's {memory / 2**30:.0f} GiB of memory could hold; it was not loaded")
 
 
 def weight_files(path: Path) -> list[Path]:
     if (path / INDEX_FILE).is_file():
         index = read_json(path / INDEX_FILE)
-        return [path / name for name in dict.fromkeys(index["weight_map"].values())]
+        names = list(dict.fromkeys(index.get("weight_map", {}).values()))
+        root = path.resolve()
+        for name in names:
+            if not isinstance(name, str) or not (path / name).resolve().is_relative_to(root):
+                raise LlmkitError(f"{path / INDEX_FILE} points outside the checkpoint directory ({name!r}); "
+                                  "it was not loaded")
+        return [path / name for name in names]
     for name in (SINGLE_FILE, TORCH_FILE):
         if (path / name).is_file():
             return [path / name]
@@ -62,7 +103,7 @@ def _read_tensors(file: Path):
     if not file.is_file():
         raise LlmkitError(f"missing weights file {file} (listed in {INDEX_FILE})")
     if file.suffix == ".bin":
-        yield from torch.load(file, map_location="cpu", weights_only=True, mmap=True).items()
+        yield from _read_torch_file(file).items()
         return
     try:
         with safe_open(str(file), framework="pt") as handle:
@@ -70,6 +111,35 @@ def _read_tensors(file: Path):
                 yield name, handle.get_tensor(name)
     except SafetensorError as err:
         raise LlmkitError(f"weights file {file} is corrupt or not safetensors ({err})") from None
+
+
+def _read_torch_file(file: Path) -> dict:
+    """A pytorch_model.bin through torch's restricted unpickler (tensors and plain containers only)."""
+    import pickle
+    import zipfile
+
+    if not zipfile.is_zipfile(file):
+        raise LlmkitError(f"{file} is in PyTorch's legacy (pre-1.6, non-zip) format, which cannot be read safely; "
+                          "re-save it with a current torch or convert it to safetensors")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise LlmkitError(f"{file} was refused: it holds more than tensors, or is damaged ({first})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LlmkitError(f"{file} does not hold a state dict of tensors")
+    return state
+
+
+def warn_non_finite(state: dict[str, torch.Tensor], path: Path) -> list[str]:
+    """Names of floating-point tensors holding NaN or inf, reported on stderr (the model still loads)."""
+    bad = [name for name, tensor in state.items()
+           if tensor.is_floating_point() and tensor.device.type != "meta" and not torch.isfinite(tensor).all()]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        print(f"warning: {path} has NaN or inf weights in {', '.join(bad[:3])}{more}; its outputs will be "
+              "NaN", file=sys.stderr)
+    return bad
 
 
 def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cpu",
@@ -87,6 +157,7 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
                 _check_shape(name, value, expected, file)
                 state[name] = value.to(device=device, dtype=dtype or value.dtype)
     _check_complete(state, expected, cfg, path)
+    warn_non_finite(state, path)
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     return model
@@ -109,14 +180,16 @@ def _check_complete(state, expected, cfg: ModelConfig, path: Path) -> None:
 
 def save_checkpoint(model: nn.Module, out_dir: str | Path, tokenizer=None,
                     generation_config: dict[str, Any] | None = None,
-                    max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
-    """Write `model` (and `tokenizer`, anything with `save(dir)`) as an HF-layout directory, atomically."""
-    return save_state_dict(model.state_dict(), model.cfg, out_dir, tokenizer, generation_config, max_shard_bytes)
+                    max_shard_bytes: int = DEFAULT_SHARD_BYTES, overwrite: bool = False) -> Path:
+    """Write `model` (and `tokenizer`, anything with `save(dir)`) as an HF-layout directory, atomically.
+    A non-empty `out_dir` that is not a model directory is refused unless `overwrite`."""
+    return save_state_dict(model.state_dict(), model.cfg, out_dir, tokenizer, generation_config, max_shard_bytes,
+                           overwrite)
 
 
 def save_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig, out_dir: str | Path, tokenizer=None,
                     generation_config: dict[str, Any] | None = None,
-                    max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
+                    max_shard_bytes: int = DEFAULT_SHARD_BYTES, overwrite: bool = False) -> Path:
     """As `save_checkpoint`, from a full (unsharded) state dict in llmkit names."""
     family = hf_family(cfg)
     state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
@@ -124,7 +197,7 @@ def save_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig, out_dir: s
         state.pop("lm_head.weight", None)  # safetensors stores each tensor once; the tie is in config.json
     hf_state = to_hf_state_dict(state, family)
     dtype = str(next(iter(hf_state.values())).dtype).removeprefix("torch.")
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="model", overwrite=overwrite) as tmp:
         write_json(tmp / "config.json", to_hf_config(cfg, dtype))
         _write_weights(hf_state, tmp, max_shard_bytes)
         write_json(tmp / "generation_config.json", generation_config or _generation_config(cfg))

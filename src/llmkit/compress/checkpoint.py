@@ -52,14 +52,14 @@ def _empty(spec: dict) -> nn.Module:
     raise LlmkitError(f"unknown compressed module kind {spec['kind']!r} in {MANIFEST}")
 
 
-def save_compressed(model: nn.Module, out_dir: str | Path, method: str, tokenizer=None) -> Path:
+def save_compressed(model: nn.Module, out_dir: str | Path, method: str, tokenizer=None, overwrite: bool = False) -> Path:
     modules = {name: module_spec(m) for name, m in model.named_modules()
                if isinstance(m, (QuantLinear, LowRankLinear, NF4Linear))}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
     cfg = model.cfg
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="model", overwrite=overwrite) as tmp:
         write_json(tmp / "config.json", to_hf_config(cfg, "float32"))
         write_json(tmp / MANIFEST, {"method": method, "modules": modules})
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Literal
 
 from tyro.conf import Positional
@@ -11,7 +12,8 @@ from tyro.conf import Positional
 def prepare(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
             tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
             text_field: str = "text", task: str | None = None, executor: Literal["local", "ray"] = "local",
-            unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False) -> None:
+            unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False,
+            overwrite: bool = False) -> None:
     """Curate a corpus: read, clean, filter, deduplicate, scrub PII, decontaminate, tokenize and pack.
 
     Writes OUT/stats.json (per-step counts and removal reasons), OUT/rejected/ (dropped documents
@@ -35,6 +37,8 @@ def prepare(input: list[str], out: str, config: str | None = None, steps: str | 
         rejected: keep dropped documents under OUT/rejected/.
         progress: show progress bars.
         keep_work: keep the intermediate OUT/.work directory after success.
+        overwrite: write into a non-empty OUT that is not a `data prepare` output (only llmkit's files are
+            replaced; inputs inside OUT are refused regardless).
     """
     from llmkit.config import load_yaml, merge_settings
     from llmkit.data.pipeline import PrepareConfig
@@ -50,7 +54,8 @@ def prepare(input: list[str], out: str, config: str | None = None, steps: str | 
     chosen = resolve_steps(step_list, s["steps"], s["tokenizer"], s["vocab_size"], s["decontaminate"])
     run_prepare(PrepareConfig(inputs=input, out=out, steps=chosen, text_field=s["text_field"], workers=s["workers"],
                               unit_mb=s["unit_mb"], keep_rejected=s["rejected"], task=task,
-                              executor=s["executor"], progress=progress, keep_work=keep_work))
+                              executor=s["executor"], progress=progress, keep_work=keep_work,
+                              overwrite=overwrite))
 
 
 def resolve_steps(configured: list[dict] | None, names: str | None, tokenizer: str | None, vocab_size: int,
@@ -90,7 +95,7 @@ def steps() -> None:
 
 
 def train_classifier(positive: list[str], negative: list[str], out: str, text_field: str = "text",
-                     epochs: int = 5, buckets: int = 2**18, dim: int = 16) -> None:
+                     epochs: int = 5, buckets: int = 2**18, dim: int = 16, overwrite: bool = False) -> None:
     """Train the fastText-style quality classifier for the `classifier` step.
 
     Args:
@@ -101,20 +106,23 @@ def train_classifier(positive: list[str], negative: list[str], out: str, text_fi
         epochs: passes over the data.
         buckets: hashed n-gram buckets.
         dim: embedding size.
+        overwrite: write into a non-empty OUT that is not a classifier directory.
     """
     from llmkit.data.sources import iter_texts
     from llmkit.data.steps.classifier import train_classifier as train
+    from llmkit.fileio import check_output
 
+    check_output(out, "classifier", overwrite, [*positive, *negative])
     pos, neg = list(iter_texts(positive, text_field)), list(iter_texts(negative, text_field))
     model = train(pos, neg, epochs=epochs, buckets=buckets, dim=dim)
-    model.save(out)
+    model.save(out, overwrite)
     accuracy = sum(s >= 0.5 for s in model.score(pos)) + sum(s < 0.5 for s in model.score(neg))
     print(f"trained on {len(pos)} positive and {len(neg)} negative documents; "
           f"training accuracy {accuracy / (len(pos) + len(neg)):.3f}; saved to {out}")
 
 
 def tasks(name: Positional[Literal["recall", "arithmetic", "copy", "sort", "safety"]], out: str, train: int = 1000,
-          test: int = 100, seed: int = 0) -> None:
+          test: int = 100, seed: int = 0, overwrite: bool = False) -> None:
     """Write a built-in synthetic task set (no download) for fine-tuning and alignment.
 
     recall/arithmetic/copy/sort write OUT/train.jsonl and OUT/test.jsonl (records with prompt, answer
@@ -129,7 +137,11 @@ def tasks(name: Positional[Literal["recall", "arithmetic", "copy", "sort", "safe
         train: training examples (ignored by safety, which is fixed-size).
         test: test examples (ignored by safety).
         seed: generation seed.
+        overwrite: write into a non-empty OUT that does not hold task files (only llmkit's files are replaced).
     """
+    from llmkit.fileio import check_output, mark_output
+
+    check_output(out, "tasks", overwrite)
     if name == "safety":
         from llmkit.data.safety_sets import write_safety_sets
 
@@ -138,5 +150,6 @@ def tasks(name: Positional[Literal["recall", "arithmetic", "copy", "sort", "safe
         from llmkit.data.synthetic_tasks import write_task
 
         paths = write_task(name, out, train, test, seed)
+    mark_output(out, "tasks", [Path(p).name for p in paths.values()])
     for split, path in paths.items():
         print(f"{split:>20}: {path}")

@@ -70,7 +70,11 @@ def _collect_errors(work: Path, units, stage_dir) -> list[dict]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    """Move each finished output into OUT, replacing what an earlier run left."""
+    """Move each finished output into OUT, replacing what an earlier run left (OUT was checked to
+    be a `data prepare` output, or --overwrite was given); each is recorded as written by llmkit."""
+    from llmkit.fileio import mark_output
+
+    mark_output(out, "data", [entry.name for entry in staging.iterdir()])
     for entry in sorted(staging.iterdir()):
         target = out / entry.name
         if target.is_dir():

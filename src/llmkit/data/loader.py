@@ -18,17 +18,45 @@ from llmkit.data.shards import read_index
 from llmkit.errors import LlmkitError
 
 
+TOKEN_DTYPES = ("uint16", "<u2", "uint32", "<u4")
+
+
+def open_shard(data_dir: Path, shard: dict, dtype: np.dtype, vocab_size: int) -> np.memmap:
+    """A shard checked against its index entry: a plain file in the directory, exactly `tokens` long,
+    every token id inside the vocabulary. Training on a truncated shard would silently use less data."""
+    name = str(shard.get("file", ""))
+    path = data_dir / name
+    if Path(name).name != name or not name:
+        raise LlmkitError(f"{data_dir}/index.json names shard {name!r} outside the directory; re-run `llmkit data prepare`")
+    if not path.is_file():
+        raise LlmkitError(f"shard {path} is missing; re-run `llmkit data prepare` (or restore the file)")
+    expected = int(shard.get("tokens", -1)) * dtype.itemsize
+    if path.stat().st_size != expected:
+        raise LlmkitError(f"shard {path} has {path.stat().st_size:,} bytes but index.json says {expected:,} "
+                          "(truncated or replaced); re-run `llmkit data prepare`")
+    tokens = np.memmap(path, dtype=dtype, mode="r") if expected else np.zeros(0, dtype)
+    if len(tokens) and vocab_size < 2 ** (8 * dtype.itemsize) and int(tokens.max()) >= vocab_size:
+        raise LlmkitError(f"shard {path} holds token id {int(tokens.max())}, outside the vocabulary of {vocab_size}; "
+                          "the shards and tokenizer do not belong together")
+    starts = shard.get("doc_starts", [])
+    if any(not 0 <= int(s) < max(len(tokens), 1) for s in starts):
+        raise LlmkitError(f"{data_dir}/index.json lists document starts outside shard {name}; re-run `llmkit data prepare`")
+    return tokens
+
+
 class TokenDataset:
-    """One split of a prepared directory as a single virtual token stream."""
+    """One split of a prepared directory as a single virtual token stream, validated against its index."""
 
     def __init__(self, data_dir: str | Path, split: str = "train"):
         self.dir = Path(data_dir)
         self.index = read_index(self.dir)
-        shards = self.index[split]
+        shards = self.index.get(split) or []
         if not shards:
             raise LlmkitError(f"{self.dir} has no {split} shards")
+        if self.index.get("dtype") not in TOKEN_DTYPES:
+            raise LlmkitError(f"{self.dir}/index.json: token dtype {self.index.get('dtype')!r} is not uint16 or uint32")
         dtype = np.dtype(self.index["dtype"]).newbyteorder("<")
-        self.shards = [np.memmap(self.dir / s["file"], dtype=dtype, mode="r") for s in shards]
+        self.shards = [open_shard(self.dir, s, dtype, int(self.index["vocab_size"])) for s in shards]
         sizes = [len(s) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])  # shard start in the stream
         self.doc_starts = np.concatenate([np.asarray(s["doc_starts"], dtype=np.int64) + off

@@ -30,7 +30,7 @@ from llmkit.data.sources import InputError, WorkUnit, expand_inputs, plan_units,
 from llmkit.data.stats import StepStats
 from llmkit.data.steps import step_class
 from llmkit.errors import LlmkitError
-from llmkit.fileio import write_json
+from llmkit.fileio import check_output, mark_output, write_json
 
 StepSpec = tuple[str, dict]  # (step name, options)
 
@@ -45,6 +45,7 @@ class PrepareConfig:
     unit_mb: float = 32.0
     keep_rejected: bool = True
     task: str | None = None  # "i/n": run only this slice of stage 0 (merge later without --task)
+    overwrite: bool = False  # write into a non-empty OUT that is not a `data prepare` output
     executor: str = "local"
     progress: bool = True
     keep_work: bool = False
@@ -206,6 +207,10 @@ def prepare(cfg: PrepareConfig) -> dict:
     work = out / ".work"
     stages, final = plan_stages(cfg.steps)
     files = expand_inputs(cfg.inputs)
+    step_inputs = [v for step in cfg.steps for k in ("tokenizer", "model") if isinstance(v := step.get(k), str)]
+    check_output(out, "data", cfg.overwrite, [*files, *step_inputs,
+                                              *(f for step in cfg.steps for f in step.get("eval_files", []))])
+    mark_output(out, "data")
     units = plan_units(files, max(1, int(cfg.unit_mb * 2**20)))
     plan = _plan_record(cfg, files, units)
     if _check_plan(out, work, plan):

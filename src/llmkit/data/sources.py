@@ -5,7 +5,9 @@ split.
 A unit is a byte range of an uncompressed line-based file (each line belongs to the unit in
 which it starts), a row group of a parquet file, or a whole compressed or .txt file. Records are
 dicts with the original fields; a malformed line becomes an `InputError` (file:line), never a
-crash and never a silent loss.
+crash and never a silent loss. So do text that UTF-8 cannot carry (lone surrogates smuggled in
+through JSON escapes) and documents over MAX_DOCUMENT_BYTES, which are skipped without ever being
+held in memory whole: lines are read at most that many bytes at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import glob
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +26,8 @@ from llmkit.errors import LlmkitError
 LINE_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSED = (".gz", ".zst")
 TEXT_SUFFIXES = (".txt", ".md")
+MAX_DOCUMENT_BYTES = 16 * 2**20
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ def read_unit(unit: WorkUnit, text_field: str, errors: list[InputError]) -> Iter
         if path.suffix == ".parquet":
             yield from _read_parquet(path, unit.start, text_field, errors)
         elif path.suffix in TEXT_SUFFIXES:
+            if path.stat().st_size > MAX_DOCUMENT_BYTES:
+                errors.append(InputError(str(path), _too_long(path.stat().st_size)))
+                return
             yield {text_field: path.read_text(encoding="utf-8", errors="replace"), "source": str(path)}
         else:
             yield from _read_jsonl(unit, text_field, errors)
@@ -117,21 +125,40 @@ def _open_lines(unit: WorkUnit) -> tuple[io.BufferedIOBase, int]:
     if unit.start == 0:
         return handle, 1
     handle.seek(unit.start - 1)
-    handle.readline()  # finish the line that started before this unit (it belongs to the previous one)
+    next(_bounded_lines(handle), None)  # finish the line that started before this unit (the previous one's)
     return handle, None  # line numbers are counted only when an error needs one
+
+
+def _bounded_lines(handle, limit: int = MAX_DOCUMENT_BYTES) -> Iterator[tuple[bytes | None, int]]:
+    """(line, its length) per line; the line is None when longer than `limit`, which is then read
+    past in limit-sized pieces, so memory stays bounded whatever the input holds."""
+    while raw := handle.readline(limit + 1):
+        if raw.endswith(b"\n") or len(raw) <= limit:
+            yield raw, len(raw)
+            continue
+        length = len(raw)
+        while raw and not raw.endswith(b"\n"):
+            raw = handle.readline(limit + 1)
+            length += len(raw)
+        yield None, length
+
+
+def _too_long(length: int) -> str:
+    return (f"document of {length / 2**20:.1f} MB is longer than the {MAX_DOCUMENT_BYTES / 2**20:.0f} MB limit; "
+            "split it into smaller documents")
 
 
 def _read_jsonl(unit: WorkUnit, text_field: str, errors: list[InputError]) -> Iterator[dict]:
     handle, first_line = _open_lines(unit)
     with handle:
         position = handle.tell() if unit.end is not None else 0
-        for offset, raw in enumerate(handle):
-            line_start, position = position, position + len(raw)
+        for offset, (raw, length) in enumerate(_bounded_lines(handle)):
+            line_start, position = position, position + length
             if unit.end is not None and line_start >= unit.end:
                 return
-            if not raw.strip():
+            if raw is not None and not raw.strip():
                 continue
-            record = _parse(raw, text_field)
+            record = _too_long(length) if raw is None else _parse(raw, text_field)
             if isinstance(record, str):
                 errors.append(InputError(_location(unit, first_line, offset, line_start), record))
             else:
@@ -147,7 +174,21 @@ def _parse(raw: bytes, text_field: str) -> dict | str:
         return "line is not a JSON object"
     if not isinstance(record.get(text_field), str):
         return f"no string field {text_field!r} (set --text-field)"
+    bad = _lone_surrogate(record)
+    if bad is not None:
+        return f"invalid code point U+{ord(bad):04X} (a lone surrogate, which UTF-8 cannot encode)"
     return record
+
+
+def _lone_surrogate(value) -> str | None:
+    """The first lone surrogate in any string of a JSON value, or None."""
+    if isinstance(value, str):
+        found = LONE_SURROGATE.search(value)
+        return found.group() if found else None
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if isinstance(value, dict):
+        children = [*value.keys(), *children]
+    return next((bad for child in children if (bad := _lone_surrogate(child)) is not None), None)
 
 
 def _location(unit: WorkUnit, first_line: int | None, offset: int, byte_pos: int) -> str:

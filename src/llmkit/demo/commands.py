@@ -6,7 +6,7 @@ from __future__ import annotations
 def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "mini-llama",
          vocab_size: int = 4096, seq_len: int = 256, batch_size: int = 16, minutes: float = 3.0,
          max_steps: int = 2000, lr: float = 2e-3, sft_steps: int = 500, dpo_steps: int = 300, seed: int = 0,
-         progress: bool = True) -> None:
+         progress: bool = True, overwrite: bool = False) -> None:
     """Run the model lifecycle end to end on a CPU: corpus, curation and tokenizer, pre-training,
     samples, SFT (LoRA), DPO, compression, evaluation of every stage's model, one request to the
     OpenAI-compatible server, and the lifecycle report (OUT/report.html, OUT/report.md).
@@ -28,10 +28,11 @@ def demo(out: str = "runs/demo", input: list[str] | None = None, model: str = "m
         dpo_steps: DPO steps on the built-in recall preference pairs.
         seed: seed for initialisation, batches and sampling.
         progress: show progress bars.
+        overwrite: run in a non-empty OUT that holds no earlier demo (only llmkit's files are replaced).
     """
     from llmkit.demo.lifecycle import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=out, input=input, model=model, vocab_size=vocab_size, seq_len=seq_len,
                         batch_size=batch_size, minutes=minutes, max_steps=max_steps, lr=lr, sft_steps=sft_steps,
                         dpo_steps=dpo_steps, seed=seed,
-                        progress=progress))
+                        progress=progress, overwrite=overwrite))

@@ -44,7 +44,7 @@ from llmkit.demo.evaluation_stage import (
 from llmkit.demo.lifecycle_report import write_lifecycle_report
 from llmkit.demo.stages import StageLog, dir_size_mib
 from llmkit.demo.tuning import run_dpo_stage, run_sft_stage
-from llmkit.fileio import atomic_write_text, write_json
+from llmkit.fileio import atomic_write_text, check_output, mark_output, write_json
 from llmkit.infer.llm import LLM
 from llmkit.model import named_config
 from llmkit.train.config import DataConfig, OptimConfig, PretrainConfig, ScheduleConfig
@@ -65,6 +65,7 @@ CURATION_STEPS = [
 class DemoConfig:
     out: str = "runs/demo"
     input: list[str] | None = None
+    overwrite: bool = False  # run in a non-empty OUT that is not a demo's
     model: str = "mini-llama"
     vocab_size: int = 4096
     seq_len: int = 256
@@ -86,7 +87,8 @@ def log(message: str) -> None:
 def run_demo(cfg: DemoConfig) -> dict:
     out, started, log_ = Path(cfg.out), time.perf_counter(), StageLog()
     named_config(cfg.model)  # fail on a bad name before minutes of work, not after
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out, "demo", cfg.overwrite, cfg.input or [])
+    mark_output(out, "demo")
     torch.manual_seed(cfg.seed)
     docs = read_text_documents(cfg.input) if cfg.input else default_corpus()
     docs, held_out = split_held_out(docs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] | None = None,
-                       peak_memory: bool = False) -> None:
+                       peak_memory: bool = False, overwrite: bool = False) -> None:
     """Apply each compression method to CHECKPOINT and compare size, weight memory, decode speed and
     validation perplexity against the uncompressed model: OUT/report.md, report.json, tradeoff.png.
 
@@ -16,9 +16,14 @@ def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] 
             wanda-2:4 sparsegpt-2:4 lowrank heads channels layers).
         peak_memory: also measure the peak resident memory of a fresh process that loads each saved
             checkpoint and decodes (Linux; a few seconds per method).
+        overwrite: write into a non-empty OUT that is not a compression report (only llmkit's files are replaced).
     """
     from llmkit.eval.compression_report import ALL_METHODS, markdown_table
     from llmkit.eval.compression_report import compression_report as run
+    from llmkit.fileio import check_output, mark_output
+
+    check_output(out, "report", overwrite, [checkpoint, eval])
+    mark_output(out, "report", ["report.json", "report.md", "tradeoff.png"])
 
     rows = run(checkpoint, eval, list(methods or ALL_METHODS), out, peak_memory=peak_memory)
     print(markdown_table(rows))
@@ -28,7 +33,8 @@ def compression_report(checkpoint: str, eval: str, out: str, methods: list[str] 
 def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: int = 1234, chat: bool = False,
              cot: bool = False, self_consistency: int = 0, temperature: float = 0.7, system: str | None = None,
              limit: int | None = None, batch_size: int = 16, stride: int | None = None, perturb: float = 0.0,
-             max_new_tokens: int | None = None, device: str = "cpu", progress: bool = True) -> None:
+             max_new_tokens: int | None = None, device: str = "cpu", progress: bool = True,
+             overwrite: bool = False) -> None:
     """Evaluate CHECKPOINT on TASKS and write OUT/results.json and OUT/results.md.
 
     Args:
@@ -52,6 +58,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         max_new_tokens: override the tasks' generation length.
         device: torch device.
         progress: show a progress bar per task.
+        overwrite: write into a non-empty OUT that holds no evaluation results (only llmkit's files are replaced).
     """
     from llmkit.eval.evaluator import EvalOptions
     from llmkit.eval.prompting import PromptOptions
@@ -63,6 +70,9 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
     )
     from llmkit.infer.llm import LLM
 
+    from llmkit.fileio import check_output, mark_output
+
+    check_output(out, "eval", overwrite, [checkpoint, *(t for t in tasks if t.endswith((".yaml", ".yml")))])
     specs = resolve_tasks(tasks)  # a bad task name or file fails before the model loads
     llm = LLM.load(checkpoint, device=device)
     options = EvalOptions(PromptOptions(shots, seed, chat, cot, system), self_consistency, temperature, batch_size,
@@ -72,6 +82,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         "shots": shots, "seed": seed, "chat": chat, "cot": cot, "self_consistency": self_consistency,
         "temperature": temperature, "limit": limit, "stride": stride, "perturb": perturb}}
     write_results(out, header, results)
+    mark_output(out, "eval", ["results.json", "results.md"])
     print(markdown_table(results))
     print(f"-> {out}/results.json, {out}/results.md")
 

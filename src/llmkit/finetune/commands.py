@@ -19,7 +19,7 @@ def align(args: list[str], prog: str, generate=None) -> None:
     run_align(parse_with_config(AlignConfig, args, prog), generate)
 
 
-def merge(checkpoint: str, adapter: str, out: str) -> None:
+def merge(checkpoint: str, adapter: str, out: str, overwrite: bool = False) -> None:
     """Fold a LoRA adapter (PEFT's layout, from llmkit or peft) into CHECKPOINT's weights and save the
     result as a plain HF-layout checkpoint with the tokenizer.
 
@@ -27,18 +27,21 @@ def merge(checkpoint: str, adapter: str, out: str) -> None:
         checkpoint: the base model's HF-layout checkpoint directory.
         adapter: a directory with adapter_config.json and adapter_model.safetensors.
         out: where to write the merged checkpoint.
+        overwrite: write into a non-empty --out that is not a model directory (only llmkit's files are replaced).
     """
     from pathlib import Path
 
     from llmkit.checkpoint import load_checkpoint, save_checkpoint
+    from llmkit.fileio import check_output
     from llmkit.finetune.lora import load_adapter, merge_lora
     from llmkit.tokenizer import Tokenizer
 
+    check_output(out, "model", overwrite, [checkpoint, adapter])
     model = load_checkpoint(checkpoint)
     load_adapter(model, adapter)
     merge_lora(model)
     tokenizer = Tokenizer.from_dir(checkpoint) if (Path(checkpoint) / "tokenizer.json").is_file() else None
-    save_checkpoint(model, out, tokenizer=tokenizer)
+    save_checkpoint(model, out, tokenizer=tokenizer, overwrite=overwrite)
     print(f"merged {adapter} into {checkpoint} -> {out}")
 
 

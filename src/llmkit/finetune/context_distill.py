@@ -17,7 +17,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.data.safety_sets import context_distillation_records
 from llmkit.errors import LlmkitError
-from llmkit.fileio import atomic_write_text
+from llmkit.fileio import atomic_write_text, check_output, mark_output
 from llmkit.finetune.rollouts import GenerateFn
 from llmkit.tokenizer import Tokenizer
 
@@ -43,8 +43,10 @@ def write_distillation_data(cfg, generate: GenerateFn | None) -> Path:
                for m in conversations]
         return [tokenizer.decode(c).strip() for c in generate(model, ids, cfg.context_max_new_tokens, 0.0, cfg.seed, stops, pad)]
 
+    check_output(cfg.out, "run", cfg.overwrite, [cfg.checkpoint, cfg.context_prompts])
     records = context_distillation_records(answer, _read_prompt_texts(cfg.context_prompts), cfg.preprompt)
     path = Path(cfg.out) / "context_distillation.jsonl"
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    mark_output(cfg.out, "run", [path.name])
     print(f"[finetune] context distillation: {len(records)} answers generated with the pre-prompt -> {path}", flush=True)
     return path

@@ -141,7 +141,7 @@ def save_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") ->
 
 def write_peft_adapter(out_dir: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
     """An adapter directory in PEFT's layout (weights + config), appearing whole or not at all."""
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="adapter") as tmp:
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
     return Path(out_dir)

@@ -56,15 +56,10 @@ from llmkit.finetune.sft_data import (
 )
 from llmkit.nf4 import quantize_model_nf4
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.checkpointing import (
-    export_model,
-    load_training_checkpoint,
-    save_training_checkpoint,
-)
+from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint
 from llmkit.train.config import OptimConfig, ParallelConfig, PretrainConfig
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import CausalLM, PackedCausalLM
-from llmkit.train.state import resolve_resume
 from llmkit.train.trainer import Trainer
 
 
@@ -116,11 +111,10 @@ def data_parallel(model, cfg, ctx, loader):
 def fit_resumable(trainer, cfg, tokenizer):
     """trainer.fit with periodic checkpoints (--save-every) and --resume auto|DIR, as pre-training does.
     Checkpoints hold the whole training state (adapters, frozen base, optimizer, loader, RNG)."""
-    resume_from = resolve_resume(cfg.resume, cfg.out)
+    announce = (lambda msg: print(f"[finetune] {msg}", flush=True)) if trainer.ctx.is_main else (lambda msg: None)
+    resume_from = resume(trainer, cfg.resume, announce)
     if resume_from is not None:
-        load_training_checkpoint(trainer, resume_from)
-        if trainer.ctx.is_main:
-            print(f"[finetune] resumed from {resume_from} at step {trainer.state.step}", flush=True)
+        announce(f"resumed from {resume_from} at step {trainer.state.step}")
     return trainer.fit(checkpointer=lambda t, step: save_training_checkpoint(t, step, tokenizer, export=False))
 
 

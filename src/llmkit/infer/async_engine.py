@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator
 
-from llmkit.infer.engine import Completion, Engine
+from llmkit.infer.engine import Completion, Engine, RequestFailed
 from llmkit.infer.sampling_params import SamplingParams
 
 
@@ -88,6 +88,8 @@ class AsyncEngine:
                 item = await inbox.get()
                 if isinstance(item, Exception):
                     raise item
+                if item.finish_reason == "error":
+                    raise RequestFailed(item.error or "generation failed")
                 remaining -= item.finished
                 yield item
         finally:

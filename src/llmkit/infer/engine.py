@@ -9,6 +9,10 @@
 Each `step()` asks the scheduler which requests run with how many tokens, performs the swaps it
 decided, runs the model once per group, samples, checks stop conditions, and reports. `n > 1`
 adds n sibling requests; after the first, their prompts are prefix-cache hits.
+
+A failure is contained to its request: when a batched forward pass raises, each request of the
+step is re-run alone, and the ones that still fail (or whose row cannot be sampled) finish with
+finish_reason "error" and a message while every other request carries on.
 """
 
 from __future__ import annotations
@@ -51,9 +55,14 @@ class Completion:
     new_token_ids: list[int]
     text: str = ""
     finished: bool = False
-    finish_reason: str | None = None  # "stop" | "length" | "abort"
+    finish_reason: str | None = None  # "stop" | "length" | "abort" | "error"
     logprobs: list[dict] = field(default_factory=list)
     prompt_tokens: int = 0
+    error: str | None = None  # with finish_reason "error": what went wrong for this request
+
+
+class RequestFailed(Exception):
+    """One request could not be completed (its Completion had finish_reason "error")."""
 
 
 @dataclass
@@ -131,7 +140,7 @@ class Engine:
         for rid, blocks in plan.swap_in.items():
             self.cache.copy_in(blocks, self.swapped.pop(rid))
         work = [(self.scheduler.requests[rid], n, self.scheduler.kv.table(rid)) for rid, n in plan.num_tokens.items()]
-        logits = self.runner.execute(work) if work else {}
+        logits, errors = self._execute(work)
         rids = list(logits)
         rows = [RowState(self.tracked[r].params, self.tracked[r].generator, self.tracked[r].request.prompt_ids,
                          self.tracked[r].request.output_ids) for r in rids]
@@ -139,6 +148,9 @@ class Engine:
         new_tokens, finished, texts = {}, {}, {}
         for rid, choice in zip(rids, sampled, strict=True):
             t = self.tracked[rid]
+            if choice.error is not None:
+                errors[rid] = choice.error
+                continue
             if choice.token in self._stop_tokens(t.params):
                 finished[rid] = "stop"  # the stop token itself is not part of the output
                 continue
@@ -151,8 +163,36 @@ class Engine:
             if reason:
                 finished[rid] = reason
         self.stats["generated_tokens"] += len(new_tokens)
+        failed = [self._fail(rid, message) for rid, message in errors.items()]  # before update: no cache reuse
         self.scheduler.update(plan.num_tokens, new_tokens, set(finished))
-        return [self._report(rid, new_tokens.get(rid), finished.get(rid), texts.get(rid)) for rid in rids]
+        return failed + [self._report(rid, new_tokens.get(rid), finished.get(rid), texts.get(rid))
+                         for rid in rids if rid not in errors]
+
+    def _execute(self, work) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Logits of the step; if the batch fails, each request runs alone so a failure stays its own."""
+        if not work:
+            return {}, {}
+        try:
+            return self.runner.execute(work), {}
+        except Exception as error:  # noqa: BLE001 - which request is at fault is found below
+            if len(work) == 1:
+                return {}, {work[0][0].id: f"the model failed on this request ({type(error).__name__})"}
+        logits, errors = {}, {}
+        for item in work:
+            try:
+                logits.update(self.runner.execute([item]))
+            except Exception as error:  # noqa: BLE001 - this request alone fails
+                errors[item[0].id] = f"the model failed on this request ({type(error).__name__})"
+        return logits, errors
+
+    def _fail(self, rid: str, message: str) -> Completion:
+        """End one request with finish_reason "error": its blocks are freed, its siblings go on."""
+        t = self.tracked.pop(rid)
+        self.scheduler.abort(rid)
+        self.swapped.pop(rid, None)
+        self.stats["failed_requests"] = self.stats.get("failed_requests", 0) + 1
+        return Completion(t.parent, t.index, list(t.request.output_ids), [], t.text, True, "error",
+                          list(t.logprobs), len(t.request.prompt_ids), error=message)
 
     def _stop_tokens(self, params: SamplingParams) -> set[int]:
         return set(params.stop_token_ids) | (set() if params.ignore_eos else self.stop_ids)
@@ -186,6 +226,11 @@ class Engine:
                     final[(out.request_id, out.index)] = out
         n = (params or SamplingParams()).n
         return [[final[(pid, i)] for i in range(n)] for pid in parents]
+
+    @property
+    def capacity(self) -> int:
+        """The most tokens (prompt + output) one request can hold: the context or the whole KV pool."""
+        return min(self.max_model_len, self.scheduler.kv.pool.num_blocks * self.cfg.block_size)
 
     @property
     def prefix_cache_hit_rate(self) -> float:

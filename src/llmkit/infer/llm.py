@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.compress.checkpoint import is_compressed, load_compressed
 from llmkit.errors import LlmkitError
+from llmkit.fileio import read_json_object
 from llmkit.infer.beam_search import beam_search
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.offload import load_streaming
@@ -56,7 +56,7 @@ class LLM:
             model = torch.compile(model, dynamic=True)
         tokenizer = Tokenizer.from_dir(path)
         gen_file = path / "generation_config.json"
-        gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+        gen = read_json_object(gen_file) if gen_file.is_file() else {}
         return cls(model, tokenizer, _stop_ids(model.cfg, tokenizer, gen))
 
     def generate(self, prompt: str | list[str], max_new_tokens: int = 64, temperature: float = 0.0,
@@ -86,6 +86,6 @@ def _stop_ids(cfg, tokenizer: Tokenizer, generation_config: dict) -> set[int]:
     ids: set[int] = set()
     for value in (generation_config.get("eos_token_id"), cfg.eos_token_id, tokenizer.eos_id,
                   tokenizer.token_id("<|im_end|>")):
-        if value is not None:
-            ids.update(value if isinstance(value, list) else [value])
+        values = value if isinstance(value, list) else [value]
+        ids.update(v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0)
     return ids

@@ -3,6 +3,10 @@
 Order per row: penalties on the raw logits, then temperature, top-k, top-p, min-p (arXiv
 2407.01082), then a draw from the request's generator. Greedy rows without penalties share one
 argmax. Log-probabilities are those of the model's own distribution (before any processing).
+
+A row that cannot be sampled (the model produced no finite logit) gets an error instead of a token,
+so the engine fails that request alone: NaN logits count as impossible tokens, +inf as certain
+ones, and scaling subtracts the row's maximum first so no temperature or penalty can overflow.
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ class Sampled:
     token: int
     logprob: float | None = None
     top_logprobs: dict[int, float] | None = None
+    error: str | None = None  # this row could not be sampled; the request should fail alone
+
+MIN_LOGPROB = -9999.0  # what OpenAI reports for impossible tokens (JSON has no -Infinity)
+
+
+def finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """NaN -> -inf (impossible); a row holding +inf keeps only those tokens, at 0. logits (..., V)."""
+    if torch.isfinite(logits).all():
+        return logits
+    logits = torch.nan_to_num(logits, nan=float("-inf"), posinf=float("inf"))
+    certain = torch.isposinf(logits).any(-1, keepdim=True)  # (..., 1)
+    return torch.where(certain, torch.where(torch.isposinf(logits), 0.0, float("-inf")), logits)
 
 
 def apply_penalties(logits: torch.Tensor, row: RowState) -> torch.Tensor:
@@ -47,10 +63,13 @@ def apply_penalties(logits: torch.Tensor, row: RowState) -> torch.Tensor:
 def _choose(logits: torch.Tensor, row: RowState) -> int:
     p = row.params
     if p.penalised:
-        logits = apply_penalties(logits.clone(), row)
+        logits = finite_logits(apply_penalties(logits.clone(), row))
+    if not torch.isfinite(logits.max()):
+        raise ValueError("the model produced no finite logit for this request")
     if p.greedy:
         return int(logits.argmax())
-    scaled = filter_logits(logits[None] / p.temperature, p.top_k, p.top_p)[0]  # (V,)
+    shifted = (logits - logits.max()) / p.temperature  # (V,) <= 0, finite at the top: cannot overflow
+    scaled = filter_logits(shifted[None], p.top_k, p.top_p)[0]  # (V,)
     probs = scaled.softmax(-1)
     if p.min_p:
         probs = probs.masked_fill(probs < p.min_p * probs.max(), 0.0)
@@ -58,22 +77,29 @@ def _choose(logits: torch.Tensor, row: RowState) -> int:
 
 
 def sample(logits: torch.Tensor, rows: list[RowState]) -> list[Sampled]:
-    """One token per row of logits (B, V)."""
-    logits = logits.float()
-    plain_greedy = [i for i, r in enumerate(rows) if r.params.greedy and not r.params.penalised]
+    """One token per row of logits (B, V); a row that fails carries an error instead."""
+    logits = finite_logits(logits.float())
+    usable = torch.isfinite(logits.max(-1).values).tolist()  # (B,) rows with at least one possible token
+    plain_greedy = [i for i, r in enumerate(rows) if r.params.greedy and not r.params.penalised and usable[i]]
     tokens: dict[int, int] = {}
     if plain_greedy:
         argmax = logits[plain_greedy].argmax(-1).tolist()
         tokens.update(zip(plain_greedy, argmax, strict=True))
     results = []
     for i, row in enumerate(rows):
-        token = tokens[i] if i in tokens else _choose(logits[i], row)
-        k = row.params.logprobs
-        if k is None:
-            results.append(Sampled(token))
+        try:
+            token = tokens[i] if i in tokens else _choose(logits[i], row)
+        except (ValueError, RuntimeError) as error:  # this request alone fails
+            results.append(Sampled(-1, error=str(error)))
             continue
-        logp = logits[i].log_softmax(-1)  # (V,)
-        top = logp.topk(k) if k else None
-        top_map = dict(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else {}
-        results.append(Sampled(token, float(logp[token]), top_map))
+        results.append(_with_logprobs(logits[i], token, row.params.logprobs))
     return results
+
+
+def _with_logprobs(logits: torch.Tensor, token: int, k: int | None) -> Sampled:
+    if k is None:
+        return Sampled(token)
+    logp = logits.log_softmax(-1).clamp(min=MIN_LOGPROB)  # (V,)
+    top = logp.topk(k) if k else None
+    top_map = dict(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else {}
+    return Sampled(token, float(logp[token]), top_map)

@@ -35,6 +35,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
         outside = probs.cumsum(dim=-1) - probs >= top_p  # mass before this token already reaches top_p
+        outside[..., 0] = False  # the most likely token always stays (a top_p below float32's range is 0)
         logits = logits.masked_fill(outside.scatter(-1, order, outside), float("-inf"))
     return logits
 

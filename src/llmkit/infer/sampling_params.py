@@ -1,10 +1,21 @@
-"""Per-request sampling settings (the OpenAI/vLLM set), validated with messages that name the field."""
+"""Per-request sampling settings (the OpenAI/vLLM set), validated with messages that name the field.
+
+Every number must be finite and inside its documented range; a temperature between 0 and
+MIN_TEMPERATURE is raised to it (as vLLM does), since dividing logits by a sub-normal number is
+numerically meaningless. The ranges are listed in docs/serving.md.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from llmkit.errors import LlmkitError
+
+MIN_TEMPERATURE = 1e-2
+MAX_TEMPERATURE = 100.0
+PENALTY_RANGE = (1e-2, 100.0)  # repetition_penalty: beyond this it only produces overflow or no-ops
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -25,21 +36,29 @@ class SamplingParams:
     logprobs: int | None = None  # also return the chosen token's and the top-k log-probabilities
 
     def __post_init__(self):
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+                raise LlmkitError(f"{name} must be a finite number, got {value!r}")
+        low, high = PENALTY_RANGE
         checks = [
-            ("temperature", self.temperature >= 0, "must be >= 0"),
+            ("temperature", 0 <= self.temperature <= MAX_TEMPERATURE, f"must be in [0, {MAX_TEMPERATURE:g}]"),
             ("top_k", self.top_k is None or self.top_k >= 1, "must be >= 1"),
             ("top_p", self.top_p is None or 0 < self.top_p <= 1, "must be in (0, 1]"),
             ("min_p", self.min_p is None or 0 <= self.min_p <= 1, "must be in [0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "must be > 0"),
+            ("repetition_penalty", low <= self.repetition_penalty <= high, f"must be in [{low:g}, {high:g}]"),
             ("presence_penalty", -2 <= self.presence_penalty <= 2, "must be in [-2, 2]"),
             ("frequency_penalty", -2 <= self.frequency_penalty <= 2, "must be in [-2, 2]"),
             ("max_tokens", self.max_tokens >= 1, "must be >= 1"),
-            ("n", self.n >= 1, "must be >= 1"),
+            ("n", 1 <= self.n <= 128, "must be in [1, 128]"),
             ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "must be in [0, 20]"),
+            ("seed", self.seed is None or 0 <= self.seed <= MAX_SEED, f"must be in [0, {MAX_SEED}]"),
         ]
         for name, ok, rule in checks:
             if not ok:
                 raise LlmkitError(f"{name} {rule}, got {getattr(self, name)!r}")
+        if 0 < self.temperature < MIN_TEMPERATURE:
+            self.temperature = MIN_TEMPERATURE
         if isinstance(self.stop, str):
             self.stop = [self.stop]
 

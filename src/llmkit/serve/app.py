@@ -6,9 +6,12 @@
     POST /v1/completions         prompt (text, texts, or token ids); stream=true for SSE
     POST /v1/chat/completions    messages through the checkpoint's chat template; stream=true for SSE
 
-Every accepted request counts against `max_queue` until it is answered; beyond that the server
-answers 429 with Retry-After instead of queueing without bound. A streaming client that
-disconnects cancels its response task, which aborts the request and frees its KV blocks.
+Every accepted prompt counts against `max_queue` until it is answered (a request of 1,000
+prompts counts 1,000); beyond that the server answers 429 with Retry-After instead of queueing
+without bound. A client that disconnects, streaming or not, has its requests aborted and their KV
+blocks freed within one engine step. One request's failure ends that request alone. Tokenization
+and chat templates run off the event loop, so a huge prompt never stalls other clients. Limits
+and the front-door checks (body size, Host, docs auth, draining) are in `guard.py`.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from llmkit.errors import LlmkitError
 from llmkit.infer.async_engine import AsyncEngine
-from llmkit.infer.engine import Completion
+from llmkit.infer.engine import Completion, RequestFailed
 from llmkit.infer.sampling_params import SamplingParams
 from llmkit.serve import responses as R
 from llmkit.serve.errors import APIError, install_handlers
+from llmkit.serve.guard import LOOPBACK_HOSTS, Guard
 from llmkit.serve.metrics import ServerMetrics
 from llmkit.serve.protocol import ChatCompletionRequest, CompletionRequest
 
@@ -40,15 +44,26 @@ class ServerState:
     max_model_len: int
     api_key: str | None = None
     max_queue: int = 256
+    max_request_bytes: int = 4 * 2**20
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # checked when no API key is set; () allows any
+    protect_docs: bool = False  # /metrics and /openapi.json need the API key too
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     in_flight: int = 0
+    draining: bool = False  # SIGTERM received: new work gets 503
+    stopping: asyncio.Event | None = None  # set when the drain time is up: in-flight requests end with an error
     created: int = field(default_factory=lambda: int(time.time()))
+
+    def stop_event(self) -> asyncio.Event:
+        if self.stopping is None:
+            self.stopping = asyncio.Event()
+        return self.stopping
 
 
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="llmkit", docs_url=None, redoc_url=None)
     app.state.llmkit = state
     install_handlers(app)
+    app.add_middleware(Guard, state=state)
 
     def authorised(request: Request) -> None:
         if state.api_key is None:
@@ -56,12 +71,6 @@ def create_app(state: ServerState) -> FastAPI:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {state.api_key}".encode()):
             raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
-
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        response = await call_next(request)
-        state.metrics.requests.labels(request.url.path, str(response.status_code)).inc()
-        return response
 
     @app.get("/health")
     async def health():
@@ -78,29 +87,51 @@ def create_app(state: ServerState) -> FastAPI:
                                             "owned_by": "llmkit", "max_model_len": state.max_model_len}]}
 
     @app.post("/v1/completions", dependencies=[Depends(authorised)])
-    async def completions(body: CompletionRequest):
+    async def completions(body: CompletionRequest, request: Request):
         _check_model(state, body.model)
-        prompts = _completion_prompts(state, body.prompt)
-        params = _sampling(body, body.max_tokens, body.logprobs)
-        return await _answer(state, prompts, params, body.stream, chat=False,
+        _check_capacity(state, _prompt_count(body.prompt) * body.n)
+        prompts = await asyncio.to_thread(_completion_prompts, state, body.prompt)
+        params = _sampling(state, body, body.max_tokens, body.logprobs, prompts)
+        return await _answer(state, request, prompts, params, body.stream, chat=False,
                              include_usage=body.stream_options is not None and body.stream_options.include_usage)
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         _check_model(state, body.model)
+        _check_capacity(state, body.n)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
-        try:
-            text = state.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        except LlmkitError as error:
-            raise APIError(400, str(error), param="messages") from None
-        ids = state.tokenizer.encode(text, add_special_tokens=False)
-        _check_length(state, ids, "messages")
+        ids = await asyncio.to_thread(_chat_prompt, state, messages)
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
-        params = _sampling(body, body.max_completion_tokens or body.max_tokens, logprobs)
-        return await _answer(state, [ids], params, body.stream, chat=True,
+        params = _sampling(state, body, body.max_completion_tokens or body.max_tokens, logprobs, [ids])
+        return await _answer(state, request, [ids], params, body.stream, chat=True,
                              include_usage=body.stream_options is not None and body.stream_options.include_usage)
 
     return app
+
+
+def _chat_prompt(state: ServerState, messages: list[dict]) -> list[int]:
+    """The conversation through the checkpoint's chat template, as token ids (runs on a worker thread)."""
+    try:
+        text = state.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    except LlmkitError as error:
+        raise APIError(400, str(error), param="messages") from None
+    ids = state.tokenizer.encode(text, add_special_tokens=False)
+    _check_length(state, ids, "messages")
+    return ids
+
+
+def _prompt_count(prompt) -> int:
+    return len(prompt) if isinstance(prompt, list) and prompt and isinstance(prompt[0], str) else 1
+
+
+def _check_capacity(state: ServerState, sequences: int) -> None:
+    """429 when this request's sequences do not fit under max_queue now; 400 when they never could."""
+    if sequences > state.max_queue:
+        raise APIError(400, f"the request asks for {sequences} sequences (prompts x n); this server accepts at most "
+                            f"{state.max_queue} at once (--max-queue)", param="prompt")
+    if state.in_flight + sequences > state.max_queue:
+        raise APIError(429, f"the server is at its limit of {state.max_queue} sequences in flight; retry shortly",
+                       headers={"Retry-After": "1"})
 
 
 def _check_model(state: ServerState, name: str) -> None:
@@ -137,41 +168,83 @@ def _completion_prompts(state: ServerState, prompt) -> list[list[int]]:
     return prompts
 
 
-def _sampling(body, max_tokens: int | None, logprobs: int | None) -> SamplingParams:
+def _sampling(state: ServerState, body, max_tokens: int | None, logprobs: int | None,
+              prompts: list[list[int]]) -> SamplingParams:
+    """The request's SamplingParams; without max_tokens a reply may fill the context, and a given
+    max_tokens that cannot fit after the longest prompt is a 400 naming the limit."""
+    room = state.max_model_len - max(len(p) for p in prompts)
+    if max_tokens is not None and max_tokens > room:
+        raise APIError(400, f"prompt ({state.max_model_len - room} tokens) + max_tokens ({max_tokens}) exceeds the "
+                            f"context of {state.max_model_len} tokens; lower max_tokens to at most {room}",
+                       param="max_tokens", code="context_length_exceeded")
     try:
         return SamplingParams(
             temperature=body.temperature, top_p=body.top_p, top_k=body.top_k, min_p=body.min_p, n=body.n,
-            max_tokens=max_tokens or 2**31, stop=list(body.stop or []), seed=body.seed, ignore_eos=body.ignore_eos, logprobs=logprobs,
-            presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
+            max_tokens=max_tokens or room, stop=list(body.stop or []), seed=body.seed, ignore_eos=body.ignore_eos,
+            logprobs=logprobs, presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
             repetition_penalty=body.repetition_penalty)
     except LlmkitError as error:
         raise APIError(400, str(error), param=str(error).split()[0]) from None
 
 
-async def _answer(state: ServerState, prompts: list[list[int]], params: SamplingParams, stream: bool, chat: bool,
-                  include_usage: bool):
-    if state.in_flight >= state.max_queue:
-        raise APIError(429, f"the server is at its limit of {state.max_queue} requests in flight; retry shortly",
-                       headers={"Retry-After": "1"})
-    state.in_flight += 1
+async def _answer(state: ServerState, request: Request, prompts: list[list[int]], params: SamplingParams,
+                  stream: bool, chat: bool, include_usage: bool):
+    sequences = len(prompts) * params.n
+    _check_capacity(state, sequences)  # again: tokenizing took time, others may have come in
+    state.in_flight += sequences
     state.metrics.prompt_tokens.inc(sum(len(p) for p in prompts))
     prompt_tokens = sum(len(p) for p in prompts)
     request_id = R.new_id("chatcmpl" if chat else "cmpl")
     updates = _merged(state, prompts, params)
     if stream:
-        n_choices = len(prompts) * params.n
-        return StreamingResponse(_sse(state, updates, request_id, chat, include_usage, prompt_tokens, n_choices),
+        return StreamingResponse(_sse(state, updates, request_id, chat, include_usage, prompt_tokens, sequences),
                                  media_type="text/event-stream")
     try:
-        final: dict[int, Completion] = {}
-        async for choice, update in updates:
-            if update.finished:
-                final[choice] = update
+        final = await _collect_unless_gone(state, request, updates)
     finally:
-        state.in_flight -= 1
+        state.in_flight -= sequences
     choices = sorted(final.items())
     build = R.chat_body if chat else R.completion_body
     return build(request_id, state.model_name, choices, state.tokenizer, params.logprobs is not None, prompt_tokens)
+
+
+async def _collect_unless_gone(state: ServerState, request: Request, updates) -> dict[int, Completion]:
+    """The final Completion of every choice. If the client leaves first (or the server's drain time
+    runs out), collection is cancelled, which aborts the requests and frees their blocks."""
+    final: dict[int, Completion] = {}
+
+    async def collect():
+        async for choice, update in updates:
+            if update.finished:
+                final[choice] = update
+
+    work = asyncio.ensure_future(collect())
+    gone = asyncio.ensure_future(_client_gone(request))
+    stopping = asyncio.ensure_future(state.stop_event().wait())
+    try:
+        await asyncio.wait([work, gone, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, gone, stopping):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(work, gone, stopping, return_exceptions=True)
+        await updates.aclose()
+    if work.done() and not work.cancelled() and work.exception() is None:
+        return final
+    if work.done() and not work.cancelled():
+        raise work.exception()
+    if stopping.done() and not stopping.cancelled():
+        raise APIError(503, "the server shut down before this request finished; retry on another replica",
+                       code="server_shutting_down", headers={"Retry-After": "1"})
+    raise APIError(499, "the client closed the connection", code="client_closed_request")
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client disconnects (the body was read already, so receive() waits for that)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 async def _merged(state: ServerState, prompts: list[list[int]], params: SamplingParams) -> AsyncIterator[tuple[int, Completion]]:
@@ -199,7 +272,7 @@ async def _merged(state: ServerState, prompts: list[list[int]], params: Sampling
                 open_streams -= 1
                 continue
             if isinstance(update, Exception):
-                raise APIError(400, str(update)) if isinstance(update, LlmkitError) else update
+                raise _as_api_error(update)
             if update.new_token_ids:
                 now = time.perf_counter()
                 histogram = state.metrics.inter_token_latency if choice in last_token else state.metrics.time_to_first_token
@@ -212,14 +285,29 @@ async def _merged(state: ServerState, prompts: list[list[int]], params: Sampling
             task.cancel()  # a disconnected client: each stream's cleanup aborts its request
 
 
+def _as_api_error(error: Exception) -> Exception:
+    """Bad input (a prompt too long for the KV cache, ...) is a 400; a request the engine could not
+    finish is a 500 of its own; anything else stays itself (a bug: 500 from the fault handler)."""
+    if isinstance(error, LlmkitError | ValueError):
+        return APIError(400, str(error), code="invalid_request")
+    if isinstance(error, RequestFailed):
+        return APIError(500, f"generation failed for this request: {error}; other requests are unaffected",
+                        code="generation_failed")
+    return error
+
+
 async def _sse(state: ServerState, updates, request_id: str, chat: bool, include_usage: bool, prompt_tokens: int,
                n_choices: int) -> AsyncIterator[str]:
     deltas, completion_tokens, finished = R.TextDeltas(), {}, 0
+    stopping = state.stop_event()
     try:
         if chat:
             for i in range(n_choices):
                 yield R.sse(R.chat_chunk(request_id, state.model_name, i, {"role": "assistant", "content": ""}, None))
         async for choice, update in updates:
+            if stopping.is_set():
+                raise APIError(503, "the server shut down before this request finished; retry on another replica",
+                               code="server_shutting_down")
             completion_tokens[choice] = len(update.token_ids)
             text = deltas.delta(choice, update.text, update.finished)
             reason = update.finish_reason if update.finished else None
@@ -243,8 +331,9 @@ async def _sse(state: ServerState, updates, request_id: str, chat: bool, include
                     "usage": R.usage(prompt_tokens, sum(completion_tokens.values()))}
             yield R.sse(last)
         yield R.sse("[DONE]")
-    except APIError as error:
-        yield R.sse({"error": {"message": error.message, "type": "invalid_request_error", "param": error.param}})
+    except Exception as error:  # noqa: BLE001 - the stream ends with an error event, never cut
+        yield R.sse(R.error_event(error if isinstance(error, APIError) else _as_api_error(error)))
+        yield R.sse("[DONE]")
     finally:
-        state.in_flight -= 1
+        state.in_flight -= n_choices
         await updates.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from llmkit.errors import LlmkitError
 from llmkit.infer.engine import Engine, EngineConfig
 from llmkit.infer.sampling_params import SamplingParams
 from llmkit.serve.responses import TextDeltas
@@ -71,7 +72,11 @@ def run_chat(session: ChatSession, stdin: TextIO = sys.stdin, out: TextIO = sys.
         if interactive:
             out.write("you> ")
             out.flush()
-        line = stdin.readline()
+        try:
+            line = stdin.readline()
+        except UnicodeDecodeError as error:
+            raise LlmkitError(f"standard input is not UTF-8 text (byte {error.object[error.start]:#04x} at "
+                              f"position {error.start}); send UTF-8") from None
         if not line:  # end of input
             break
         if interactive:

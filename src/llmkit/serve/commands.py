@@ -6,7 +6,8 @@ from __future__ import annotations
 def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           max_queue: int = 256, max_model_len: int | None = None, model_name: str | None = None,
           kv_cache_mib: float = 512.0, max_num_seqs: int = 64, graceful_timeout: float = 30.0,
-          device: str = "cpu") -> None:
+          device: str = "cpu", max_request_bytes: int = 4 * 2**20, allowed_hosts: list[str] | None = None,
+          protect_docs: bool = False) -> None:
     """Serve CHECKPOINT over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).
 
     Args:
@@ -14,20 +15,30 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
         host: address to bind; 127.0.0.1 (this machine only) unless you mean to expose it.
         port: TCP port.
         api_key: require `Authorization: Bearer KEY`; defaults to the LLMKIT_API_KEY environment variable.
-        max_queue: requests in flight beyond which the server answers 429 with Retry-After.
+        max_queue: sequences (prompts x n) in flight beyond which the server answers 429 with Retry-After.
         max_model_len: context length (prompt + output); defaults to the model's.
         model_name: the model id clients send; defaults to the checkpoint directory's name.
         kv_cache_mib: memory for the paged KV cache.
         max_num_seqs: requests computed together in one batch.
-        graceful_timeout: on SIGTERM, seconds in-flight requests may take to finish.
+        graceful_timeout: on SIGTERM, seconds in-flight requests may take to finish; later ones get an error.
         device: torch device, e.g. cpu or cuda.
+        max_request_bytes: larger request bodies get 413 before they are read.
+        allowed_hosts: Host header names accepted when no API key is set (default: 127.0.0.1, localhost,
+            ::1; '*' allows any). Guards a loopback server against DNS rebinding.
+        protect_docs: /metrics and /openapi.json need the API key too.
     """
     from llmkit.infer.engine import EngineConfig
     from llmkit.serve.server import build_state, run_server
 
+    from llmkit.serve.guard import LOOPBACK_HOSTS
+
+    hosts = () if allowed_hosts and "*" in allowed_hosts else tuple(allowed_hosts or LOOPBACK_HOSTS)
+    if hosts and host not in ("0.0.0.0", "::"):  # the address served on is a name clients will use
+        hosts += (host,)
     state = build_state(checkpoint, model_name=model_name, api_key=api_key, max_queue=max_queue,
                         max_model_len=max_model_len, device=device,
-                        engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs))
+                        engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs),
+                        max_request_bytes=max_request_bytes, allowed_hosts=hosts, protect_docs=protect_docs)
     print(f"serving {state.model_name!r} on http://{host}:{port}/v1 "
           f"({'API key required' if state.api_key else 'no API key'})", flush=True)
     run_server(state, host=host, port=port, graceful_timeout=graceful_timeout)

@@ -7,6 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+SEED_RANGE = (0, 2**63 - 1)
+
+
+def valid_text(value: str) -> str:
+    """A string that UTF-8 can encode: JSON escapes can smuggle in lone surrogates (\\ud800), which
+    no tokenizer accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"holds an invalid Unicode code point (a lone surrogate) at position {error.start}") from None
+    return value
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -18,7 +30,7 @@ class _Request(BaseModel):
     n: int = Field(default=1, ge=1, le=16)
     stream: bool = False
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     # llmkit extensions, as vLLM accepts them
@@ -33,7 +45,7 @@ class _Request(BaseModel):
         stops = [value] if isinstance(value, str) else (value or [])
         if len(stops) > 4:
             raise ValueError("at most 4 stop sequences")
-        return stops
+        return [valid_text(s) for s in stops]
 
 
 class StreamOptions(BaseModel):
@@ -46,16 +58,49 @@ class CompletionRequest(_Request):
     logprobs: int | None = Field(default=None, ge=0, le=20)
     stream_options: StreamOptions | None = None
 
+    @field_validator("prompt")
+    @classmethod
+    def _valid_prompt(cls, value):
+        if isinstance(value, str):
+            return valid_text(value)
+        return [valid_text(p) if isinstance(p, str) else p for p in value]
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content; only text parts are read (a model here sees no images)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _valid(cls, value):
+        return value if value is None else valid_text(value)
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict] | None = ""
+    content: str | list[ContentPart] | None = ""
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_only(cls, value):
+        if isinstance(value, str):
+            return valid_text(value)
+        for part in value or []:
+            if part.type != "text":
+                raise ValueError(f"content part type {part.type!r} is not supported; send text parts")
+            if part.text is None:
+                raise ValueError("a text content part needs a 'text' string")
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):  # [{"type": "text", "text": ...}, ...]
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text for part in self.content)
         return self.content or ""
 
 

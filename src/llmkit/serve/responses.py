@@ -94,3 +94,11 @@ def chat_chunk(request_id: str, model: str, index: int, delta: dict, finish_reas
                logprobs: dict | None = None) -> dict:
     return {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
             "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}]}
+
+
+def error_event(error) -> dict:
+    """The last SSE event of a stream that cannot finish: OpenAI's error object (an APIError)."""
+    from llmkit.serve.errors import ERROR_TYPES
+
+    return {"error": {"message": error.message, "type": ERROR_TYPES.get(error.status, "server_error"),
+                      "param": error.param, "code": error.code}}

@@ -1,8 +1,9 @@
 """Build the serving stack for a checkpoint and run it under uvicorn.
 
-uvicorn handles SIGTERM and SIGINT: it stops accepting connections, lets in-flight requests finish
-for up to `graceful_timeout` seconds, then exits; `run_server` then stops the engine thread and
-the process exits 0.
+On SIGTERM (or a first SIGINT) the server drains: new work gets 503, in-flight requests may finish
+for up to `graceful_timeout` seconds, and the ones still running after that end with a JSON error
+(an SSE error event when streaming) instead of a cut connection; then the server exits 0, within
+the timeout. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from llmkit.infer.async_engine import AsyncEngine
@@ -23,7 +25,8 @@ API_KEY_ENV = "LLMKIT_API_KEY"
 
 def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str | None = None,
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
-                engine_config: EngineConfig | None = None, device: str = "cpu") -> ServerState:
+                engine_config: EngineConfig | None = None, device: str = "cpu", **limits) -> ServerState:
+    """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs."""
     llm = llm or LLM.load(checkpoint, device=device)
     if device == "cpu":
         decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
@@ -31,17 +34,50 @@ def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str 
     if max_model_len is not None:
         config.max_model_len = max_model_len
     engine = Engine(llm.model, llm.tokenizer, config, stop_ids=llm.stop_ids)
-    return ServerState(AsyncEngine(engine), llm.tokenizer, model_name or Path(checkpoint).name, engine.max_model_len,
-                       api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None, max_queue)
+    return ServerState(AsyncEngine(engine), llm.tokenizer, model_name or Path(checkpoint).name, engine.capacity,
+                       api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None, max_queue, **limits)
+
+
+class DrainingServer:
+    """uvicorn.Server whose first SIGTERM/SIGINT starts a drain (see the module docstring)."""
+
+    @staticmethod
+    def make(config, state: ServerState, graceful_timeout: float):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            drain_started: float | None = None
+
+            def handle_exit(self, sig, frame):
+                if self.drain_started is None:
+                    self.drain_started, state.draining = time.monotonic(), True
+                else:  # a second signal: stop now
+                    super().handle_exit(sig, frame)
+
+            async def on_tick(self, counter: int) -> bool:
+                if await super().on_tick(counter):
+                    return True
+                if self.drain_started is None:
+                    return False
+                elapsed = time.monotonic() - self.drain_started
+                if state.in_flight == 0:
+                    return True
+                if elapsed > max(graceful_timeout - 1.0, 0.0):
+                    state.stop_event().set()  # the rest end with an error; their answers go out next
+                return elapsed > max(graceful_timeout - 0.5, 0.0)
+
+        return Server(config)
 
 
 def uvicorn_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000, graceful_timeout: float = 30.0,
                    log_level: str = "info"):
     import uvicorn
 
+    # The drain (DrainingServer) uses graceful_timeout; uvicorn's own close only waits for the
+    # answers already on their way.
     config = uvicorn.Config(create_app(state), host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=graceful_timeout)
-    return uvicorn.Server(config)
+                            timeout_graceful_shutdown=1.0)
+    return DrainingServer.make(config, state, graceful_timeout)
 
 
 def _exit_cleanly(signum, frame) -> None:

@@ -1,10 +1,19 @@
 """Chat templates: Jinja rendering the way transformers does it (sandboxed, trim_blocks,
-lstrip_blocks, `raise_exception`), so the same template gives the same prompt text."""
+lstrip_blocks, `raise_exception`), so the same template gives the same prompt text.
+
+A template comes with the checkpoint, so it is untrusted: besides the sandbox (no attribute
+access to internals), rendering stops after RENDER_SECONDS (template code is traced line by line
+on the rendering thread alone) and string or list repetition is capped at MAX_REPEAT items, since
+one `'x' * 10**10` is a single C call that no deadline can interrupt.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import sys
+import time
 from typing import Any
 
 from llmkit.errors import LlmkitError
@@ -18,6 +27,44 @@ CHATML_TEMPLATE = (
 )
 
 
+RENDER_SECONDS = 2.0
+MAX_REPEAT = 1_000_000
+
+
+class RenderTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None):
+    """Raise RenderTimeout inside template code (compiled as "<template>") running past `seconds`."""
+    if not seconds:
+        yield
+        return
+    end = time.monotonic() + seconds
+
+    def local(frame, event, arg):
+        if time.monotonic() > end:
+            raise RenderTimeout
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename == "<template>" else None)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+def _limited_binop(env, operator: str, left, right):
+    if operator == "*" and any(isinstance(x, int) and x > MAX_REPEAT for x in (left, right)) \
+            and any(isinstance(x, str | list | tuple) for x in (left, right)):
+        raise OverflowError(f"the template repeats a sequence more than {MAX_REPEAT:,} times")
+    if operator == "**" and isinstance(right, int) and right > 1000:
+        raise OverflowError("the template raises to a power above 1000")
+    return env.binop_table[operator](left, right)
+
+
 @functools.lru_cache(maxsize=16)
 def _compile(template: str):
     from jinja2.exceptions import TemplateError
@@ -26,19 +73,33 @@ def _compile(template: str):
     def raise_exception(message):
         raise TemplateError(message)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    class LimitedSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            return _limited_binop(self, operator, left, right)
+
+    env = LimitedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.filters["tojson"] = lambda x, indent=None, **_: json.dumps(x, ensure_ascii=False, indent=indent)
     env.globals["raise_exception"] = raise_exception
     return env.from_string(template)
 
 
-def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool, **variables: Any) -> str:
+def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool,
+                timeout: float | None = RENDER_SECONDS, **variables: Any) -> str:
     from jinja2.exceptions import TemplateError
 
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise LlmkitError(f"chat message {i} must be an object with 'role' and 'content', got {message!r}")
     try:
-        return _compile(template).render(messages=messages, add_generation_prompt=add_generation_prompt, **variables)
+        with deadline(timeout):
+            return _compile(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                             **variables)
     except TemplateError as err:
         raise LlmkitError(f"chat template rejected the conversation: {err}") from None
+    except RenderTimeout:
+        raise LlmkitError(f"the chat template ran for more than {timeout:g} s and was stopped; "
+                          "the checkpoint's template loops for too long") from None
+    except (OverflowError, MemoryError) as err:
+        raise LlmkitError(f"the chat template was stopped: {err}") from None

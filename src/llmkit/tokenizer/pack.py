@@ -105,7 +105,7 @@ class Tokenize(Step):
         if not (path / "tokenizer.json").is_file():
             texts = (text for file in survivors for _, text in read_records(file))
             tokenizer = train_bpe(texts, self.options.vocab_size, self.options.min_frequency, show_progress=False)
-            with atomic_dir(path) as tmp:
+            with atomic_dir(path, kind="tokenizer") as tmp:
                 tokenizer.save(tmp)
         return path
 

@@ -4,21 +4,32 @@ what `transformers.AutoTokenizer` loads."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer as Backend
 
 from llmkit.errors import LlmkitError
-from llmkit.fileio import write_json
+from llmkit.fileio import read_json_object, write_json
 
 CONFIG_FILE, BACKEND_FILE, TEMPLATE_FILE = "tokenizer_config.json", "tokenizer.json", "chat_template.jinja"
 
 
 def _token_text(value: Any) -> str | None:
     """Special tokens appear as plain strings or as {"content": ...} dicts in tokenizer_config.json."""
-    return value.get("content") if isinstance(value, dict) else value
+    text = value.get("content") if isinstance(value, dict) else value
+    return text if isinstance(text, str) else None
+
+
+def _chat_template(config: dict[str, Any], path: Path) -> str | None:
+    """The template as a string: HF also stores a list of named templates ("default" is the one)."""
+    template = config.get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default", next(iter(named.values()), None))
+    if template is not None and not isinstance(template, str):
+        raise LlmkitError(f"{path / CONFIG_FILE}: chat_template must be a string, not {type(template).__name__}")
+    return template
 
 
 class Tokenizer:
@@ -35,9 +46,12 @@ class Tokenizer:
             backend = Backend.from_file(str(path / BACKEND_FILE))
         except Exception as err:  # the Rust library raises a bare Exception on malformed files
             raise LlmkitError(f"{path / BACKEND_FILE} could not be read ({err})") from None
-        config = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).is_file() else {}
+        config = read_json_object(path / CONFIG_FILE) if (path / CONFIG_FILE).is_file() else {}
         if "chat_template" not in config and (path / TEMPLATE_FILE).is_file():
-            config["chat_template"] = (path / TEMPLATE_FILE).read_text()
+            config["chat_template"] = (path / TEMPLATE_FILE).read_text(encoding="utf-8", errors="replace")
+        config["chat_template"] = _chat_template(config, path)
+        if config["chat_template"] is None:
+            del config["chat_template"]
         return cls(backend, config)
 
     def save(self, directory: str | Path) -> None:

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from llmkit.errors import LlmkitError
-from llmkit.fileio import atomic_dir
+from llmkit.fileio import atomic_dir, check_output
 from llmkit.tokenizer.chat import CHATML_TEMPLATE
 from llmkit.tokenizer.tokenizer import Tokenizer
 
@@ -68,9 +68,10 @@ def _chunks(files: list[str | Path], chunk_chars: int) -> Iterator[str]:
 
 
 def train_tokenizer(files: list[str | Path], vocab_size: int, out_dir: str | Path, min_frequency: int = 2,
-                    show_progress: bool = True) -> Tokenizer:
+                    show_progress: bool = True, overwrite: bool = False) -> Tokenizer:
     """Train on text files and save tokenizer.json + tokenizer_config.json into out_dir (atomically)."""
+    check_output(out_dir, "tokenizer", overwrite, files)
     tokenizer = train_bpe(iter_text_files(files), vocab_size, min_frequency, show_progress)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="tokenizer", overwrite=overwrite) as tmp:
         tokenizer.save(tmp)
     return tokenizer

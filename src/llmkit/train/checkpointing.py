@@ -7,10 +7,12 @@ reverse. Rank 0 also writes the full model in the HF layout, for `generate` and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,6 +26,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 from llmkit.checkpoint import save_state_dict
 from llmkit.fileio import write_json
+from llmkit.errors import LlmkitError
+from llmkit.train.dcp_reader import SafeFileSystemReader, SafeLoadPlanner, read_dcp_metadata
 from llmkit.train.state import checkpoint_dir, prune, rng_state
 
 # One process is a supported layout for DCP here, not an accident worth a warning each save.
@@ -54,10 +58,40 @@ def export_model(trainer, out: Path, tokenizer) -> None:
     trainer.ctx.barrier()
 
 
-def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True) -> Path:
+def weights_finite(trainer) -> bool:
+    """True when no parameter on any rank holds NaN or inf (collective)."""
+    local = lambda p: p.to_local() if hasattr(p, "to_local") else p
+    bad = sum(int(not torch.isfinite(local(p).detach()).all()) for p in trainer.model.parameters())
+    return trainer.ctx.sum(bad) == 0
+
+
+def data_fingerprint(path: str) -> str:
+    """What identifies the training data: a prepared directory's index, or a file's size and head."""
+    source = Path(path)
+    if (source / "index.json").is_file():
+        source = source / "index.json"
+    if not source.is_file():
+        return ""
+    with open(source, "rb") as handle:
+        head = handle.read(2**20)
+    return hashlib.sha256(head + str(source.stat().st_size).encode()).hexdigest()[:16]
+
+
+def run_identity(trainer) -> dict:
+    """The model config and data a checkpoint belongs to (compared on resume)."""
+    config = json.loads(json.dumps(asdict(trainer.base_model.cfg), default=str))
+    config.pop("name", None)
+    return {"model_config": config, "data": data_fingerprint(getattr(trainer.cfg, "data", "") or "")}
+
+
+def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True) -> Path | None:
     """OUT/checkpoints/step-N: the resumable state (DCP), this rank's RNG, trainer.json and, with
     `export`, the plain HF-layout model (fine-tuning runs with adapters skip it: their modules are
-    not HF's; the state alone resumes them)."""
+    not HF's; the state alone resumes them). Weights holding NaN or inf are never saved."""
+    if not weights_finite(trainer):
+        if trainer.ctx.is_main:
+            print(f"step {step}: not saving a checkpoint: the weights hold NaN or inf (training diverged)", flush=True)
+        return None
     ctx, final = trainer.ctx, checkpoint_dir(trainer.out, step)
     tmp = final.parent / f".{final.name}.tmp"
     if ctx.is_main:
@@ -70,7 +104,7 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
     if export:
         export_model(trainer, tmp / "model", tokenizer)
     if ctx.is_main:
-        write_json(tmp / "trainer.json", trainer.state_dict() | {"world_size": ctx.world_size})
+        write_json(tmp / "trainer.json", trainer.state_dict() | {"world_size": ctx.world_size} | run_identity(trainer))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)  # the checkpoint appears whole, or not at all
         prune(trainer.out, trainer.cfg.keep_last)
@@ -79,12 +113,62 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
 
 
 def load_training_checkpoint(trainer, path: Path) -> None:
-    """Restore model, optimizer, loader position, schedule, scaler and this rank's RNG."""
+    """Restore model, optimizer, loader position, schedule, scaler and this rank's RNG, after checking
+    that the checkpoint belongs to this run's model and data; weights holding NaN/inf are refused."""
     from llmkit.train.state import load_rng
 
+    saved = read_trainer_json(path)
+    check_same_run(saved, run_identity(trainer), path)
     model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
     state = {"model": model_state, "optim": optim_state}
-    dcp.load(state, checkpoint_id=str(path / "dcp"))
+    metadata_file = path / "dcp" / ".metadata"
+    if not metadata_file.is_file():
+        raise LlmkitError(f"{path} has no dcp/.metadata: the checkpoint is incomplete; resume from another step")
+    read_dcp_metadata(metadata_file.read_bytes(), str(metadata_file))  # a clear error before DCP wraps it
+    dcp.load(state, storage_reader=SafeFileSystemReader(path / "dcp"), planner=SafeLoadPlanner())
     set_state_dict(trainer.model, trainer.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    trainer.load_state_dict(json.loads((path / "trainer.json").read_text()))
+    trainer.load_state_dict(saved)
     load_rng(path, trainer.ctx.rank)
+    if not weights_finite(trainer):
+        raise NonFiniteCheckpoint(f"{path} holds NaN or inf weights; resume from an earlier checkpoint")
+
+
+class NonFiniteCheckpoint(LlmkitError):
+    pass
+
+
+def read_trainer_json(path: Path) -> dict:
+    try:
+        return json.loads((path / "trainer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise LlmkitError(f"{path / 'trainer.json'} is unreadable ({error}); resume from another checkpoint") from None
+
+
+def check_same_run(saved: dict, current: dict, path: Path) -> None:
+    """A checkpoint resumes only the run it came from: same model config, same data."""
+    old = saved.get("model_config")
+    if old is not None and old != current["model_config"]:
+        fields = sorted(k for k in set(old) | set(current["model_config"]) if old.get(k) != current["model_config"].get(k))
+        raise LlmkitError(f"{path} was trained with another model config (differs in {', '.join(fields[:5])}); "
+                          "resume with the run's own --model, or start a new run in another --out")
+    if saved.get("data") and current["data"] and saved["data"] != current["data"]:
+        raise LlmkitError(f"{path} was trained on other data than --data; resume with the same data, or start a "
+                          "new run in another --out")
+
+
+def resume(trainer, spec: str, announce) -> Path | None:
+    """Load --resume's checkpoint (auto: the newest usable one, skipping any with NaN/inf weights)."""
+    from llmkit.train.state import list_checkpoints, resolve_resume
+
+    if spec != "auto":
+        path = resolve_resume(spec, trainer.out)
+        if path is not None:
+            load_training_checkpoint(trainer, path)
+        return path
+    for path in reversed(list_checkpoints(trainer.out)):
+        try:
+            load_training_checkpoint(trainer, path)
+            return path
+        except NonFiniteCheckpoint as error:
+            announce(f"skipping {path.name}: {error}")
+    return None

@@ -64,6 +64,7 @@ class PretrainConfig:
     eval_batches: int = 20
     seed: int = 0
     resume: str = "none"  # none | auto (newest checkpoint in OUT) | a checkpoint directory
+    overwrite: bool = False  # write into a non-empty OUT that is not a training run (only llmkit's files are replaced)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     activation_checkpointing: Literal["none", "full", "selective"] = "none"
     ac_every: int = 2  # selective: checkpoint every n-th block

@@ -19,16 +19,11 @@ from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
 from llmkit.model import ModelConfig, build_model, count_parameters, named_config
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.checkpointing import (
-    export_model,
-    load_training_checkpoint,
-    save_training_checkpoint,
-)
+from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint, weights_finite
 from llmkit.train.config import PretrainConfig
 from llmkit.train.fake_quant import apply_fake_quant
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import build_objective
-from llmkit.train.state import resolve_resume
 from llmkit.train.trainer import Trainer
 
 
@@ -125,12 +120,14 @@ def run_pretrain(cfg: PretrainConfig, objective=None) -> dict:
         model = pipeline.module
     train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data) and pipeline is None)
     trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory, pipeline=pipeline)
-    resume_from = resolve_resume(cfg.resume, out)
+    resume_from = resume(trainer, cfg.resume, announce)
     if resume_from is not None:
-        load_training_checkpoint(trainer, resume_from)
         announce(f"resumed from {resume_from} at step {trainer.state.step}")
     started = time.perf_counter()
     state = trainer.fit(checkpointer=lambda t, step: save_training_checkpoint(t, step, tokenizer))
+    if not weights_finite(trainer):
+        raise LlmkitError("training diverged: the weights hold NaN or inf, so no final model was written; "
+                          "resume from the last checkpoint with a lower learning rate")
     final_eval = trainer.evaluate()  # {} without a validation split
     export_model(trainer, out / "final", tokenizer)
     summary = {"steps": state.step, "skipped_steps": state.skipped_steps, "tokens": state.tokens_seen,

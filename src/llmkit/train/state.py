@@ -48,6 +48,21 @@ def resolve_resume(resume: str, out: str | Path) -> Path | None:
     return path
 
 
+INPUT_FIELDS = ("data", "checkpoint", "init_from", "teacher", "reward_model", "model", "context_prompts")
+
+
+def claim_run_dir(cfg, out: str | Path, is_main: bool) -> None:
+    """Check OUT before a run writes into it (an input inside it, or a directory of something else, is
+    refused unless --overwrite) and mark it as a training run."""
+    from llmkit.fileio import check_output, mark_output
+
+    inputs = [value for name in INPUT_FIELDS if isinstance(value := getattr(cfg, name, None), str)
+              and value and Path(value).exists()]
+    check_output(out, "run", getattr(cfg, "overwrite", False), inputs)
+    if is_main:
+        mark_output(out, "run")
+
+
 def rng_state() -> dict:
     """Every RNG as tensors, lists and numbers, so it reloads with weights_only=True."""
     _, keys, pos, has_gauss, gauss = np.random.get_state()

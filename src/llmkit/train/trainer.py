@@ -25,6 +25,7 @@ from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
 from llmkit.train.precision import Precision
 from llmkit.train.schedules import lr_multiplier
+from llmkit.train.state import claim_run_dir
 from llmkit.train.task import IGNORE_INDEX
 
 MAX_CONSECUTIVE_SKIPS = 20
@@ -95,6 +96,8 @@ class Trainer:
     def __init__(self, model, objective, cfg: PretrainConfig, loader, ctx: DistContext, out: Path,
                  val_loader_factory=None, optimizer=None, pipeline=None):
         self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
+        if out is not None:
+            claim_run_dir(cfg, out, ctx.is_main)
         self.pipeline = pipeline  # a PipelineRunner when --parallel.pp > 1; the model is then its stage
         self.val_loader_factory = val_loader_factory
         self.optimizer = optimizer or build_optimizer(model, cfg)
@@ -148,6 +151,11 @@ class Trainer:
             return record | {"skipped": True, "reason": "non-finite loss"}
         self.precision.unscale(self.optimizer)
         record["grad_norm"] = self._clip()
+        if not math.isfinite(record["grad_norm"]) and not self.precision.scaler.is_enabled():
+            # fp16's scaler skips such steps itself (and lowers its scale); elsewhere one inf gradient
+            # would turn every weight into NaN
+            self.optimizer.zero_grad(set_to_none=True)
+            return record | {"grad_norm": None, "skipped": True, "reason": "non-finite gradient norm"}
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if not self.precision.step(self.optimizer):
@@ -210,6 +218,8 @@ class Trainer:
                     checkpointer(self, self.state.step)
                 if cfg.max_minutes is not None and time.perf_counter() - started >= cfg.max_minutes * 60:
                     break
+            if checkpointer and cfg.save_every and self.state.step % cfg.save_every:
+                checkpointer(self, self.state.step)  # the end is resumable too: a longer --max-steps continues it
         finally:
             log.close()
         return self.state
@@ -228,13 +238,15 @@ class Trainer:
     def state_dict(self) -> dict:
         """JSON-able loop state; a task with state of its own (the RL tasks' rollout count) adds it."""
         state = {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
-                 "precision": self.precision.state_dict()}
+                 "precision": self.precision.state_dict(), "max_steps": self.cfg.max_steps}
         if hasattr(self.objective, "state_dict"):
             state["task"] = self.objective.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.state = TrainState(**state["trainer"])
+        if state.get("max_steps", self.cfg.max_steps) != self.cfg.max_steps:  # asked for a longer (or shorter) run
+            self.state.total_steps = max(self.cfg.max_steps, self.state.step)
         self.loader.load_state_dict(state["loader"])
         self.precision.load_state_dict(state["precision"])
         if "task" in state:

@@ -43,8 +43,8 @@ class HashedNgramClassifier(nn.Module):
     def score(self, texts: list[str]) -> list[float]:
         return torch.sigmoid(self([self.features(t) for t in texts])).tolist()
 
-    def save(self, path: str | Path) -> None:
-        with atomic_dir(path) as tmp:
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        with atomic_dir(path, kind="classifier", overwrite=overwrite) as tmp:
             save_file(self.state_dict(), tmp / "model.safetensors")
             write_json(tmp / "config.json", {"buckets": self.buckets, "dim": self.out.in_features, "ngrams": self.ngrams})
 
