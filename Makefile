@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test clean chromium
+.PHONY: demo test test-all clean chromium
 
 # torch goes in first, alone and exactly pinned, so nothing later can pull a CUDA build.
 $(VENV)/.base: pyproject.toml
@@ -20,8 +20,12 @@ $(VENV)/.dev: $(VENV)/.base
 demo: $(VENV)/.base
 	$(VENV)/bin/llmkit demo
 
+# `make test`: everything but the tests marked slow (minutes-long runs); `make test-all` adds them.
 test: $(VENV)/.dev chromium
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow" tests
+
+test-all: test
+	$(PY) -m pytest -n 2 --dist loadgroup -m slow tests
 
 # Debian's chromium renders the demo's report.html in a test; without it (no root, no apt) that test skips.
 chromium:

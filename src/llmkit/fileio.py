@@ -118,6 +118,7 @@ def atomic_dir(path: str | Path, kind: str = "model", overwrite: bool = False) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _normalise_modes(tmp)
     written = sorted(entry.name for entry in tmp.iterdir())
     atomic_write_text(tmp / MARKER, json.dumps({"kind": kind, "files": written}) + "\n")
     written.append(MARKER)
@@ -127,6 +128,17 @@ def atomic_dir(path: str | Path, kind: str = "model", overwrite: bool = False) -
         _replace_entries(tmp, path, written, ours)
     else:
         _swap_whole(tmp, path)
+
+
+def _normalise_modes(root: Path) -> None:
+    """Every file and folder gets the mode a plain open() would give (some writers, safetensors
+    among them, create owner-only files): an output's files are readable alike."""
+    umask = os.umask(0)
+    os.umask(umask)
+    root.chmod(0o777 & ~umask)
+    for entry in root.rglob("*"):
+        if not entry.is_symlink():
+            entry.chmod((0o777 if entry.is_dir() else 0o666) & ~umask)
 
 
 def _swap_whole(tmp: Path, path: Path) -> None:

@@ -23,6 +23,9 @@ class StreamLoader:
     def state_dict(self) -> dict:
         return {}
 
+    def load_state_dict(self, state: dict) -> None:
+        pass  # random windows: nothing to restore
+
 
 def config(steps: int, lr: float = 3e-3, seq_len: int = 32, batch_size: int = 8, **extra) -> PretrainConfig:
     return PretrainConfig(max_steps=steps, optim=OptimConfig(lr=lr), schedule=ScheduleConfig(warmup_steps=5),

@@ -74,9 +74,10 @@ def run_chat(session: ChatSession, stdin: TextIO = sys.stdin, out: TextIO = sys.
             out.flush()
         try:
             line = stdin.readline()
-        except UnicodeDecodeError as error:
-            raise LlmkitError(f"standard input is not UTF-8 text (byte {error.object[error.start]:#04x} at "
-                              f"position {error.start}); send UTF-8") from None
+            line.encode("utf-8")  # undecodable bytes arrive as lone surrogates under surrogateescape
+        except (UnicodeDecodeError, UnicodeEncodeError) as error:
+            raise LlmkitError(f"standard input is not UTF-8 text (at position {error.start} of a line); "
+                              "send UTF-8") from None
         if not line:  # end of input
             break
         if interactive:

@@ -97,9 +97,9 @@ def run_server(state: ServerState, **kw) -> None:
 class BackgroundServer:
     """A server on a thread of this process (tests, the demo): `with BackgroundServer(state) as url: ...`."""
 
-    def __init__(self, state: ServerState, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, state: ServerState, host: str = "127.0.0.1", port: int = 0, graceful_timeout: float = 5.0):
         self.state = state
-        self.server = uvicorn_server(state, host, port, graceful_timeout=5, log_level="warning")
+        self.server = uvicorn_server(state, host, port, graceful_timeout=graceful_timeout, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

@@ -51,15 +51,17 @@ def resolve_resume(resume: str, out: str | Path) -> Path | None:
 INPUT_FIELDS = ("data", "checkpoint", "init_from", "teacher", "reward_model", "model", "context_prompts")
 
 
-def claim_run_dir(cfg, out: str | Path, is_main: bool) -> None:
+def claim_run_dir(cfg, out: str | Path, ctx) -> None:
     """Check OUT before a run writes into it (an input inside it, or a directory of something else, is
-    refused unless --overwrite) and mark it as a training run."""
+    refused unless --overwrite) and mark it as a training run. Every rank checks before rank 0 marks,
+    so no rank sees the marker half-written."""
     from llmkit.fileio import check_output, mark_output
 
     inputs = [value for name in INPUT_FIELDS if isinstance(value := getattr(cfg, name, None), str)
               and value and Path(value).exists()]
     check_output(out, "run", getattr(cfg, "overwrite", False), inputs)
-    if is_main:
+    ctx.barrier()
+    if ctx.is_main:
         mark_output(out, "run")
 
 

@@ -97,7 +97,7 @@ class Trainer:
                  val_loader_factory=None, optimizer=None, pipeline=None):
         self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
         if out is not None:
-            claim_run_dir(cfg, out, ctx.is_main)
+            claim_run_dir(cfg, out, ctx)
         self.pipeline = pipeline  # a PipelineRunner when --parallel.pp > 1; the model is then its stage
         self.val_loader_factory = val_loader_factory
         self.optimizer = optimizer or build_optimizer(model, cfg)
