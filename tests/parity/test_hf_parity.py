@@ -8,7 +8,7 @@ from llmkit.infer import generate_ids
 from tests.parity.hf_models import hf_greedy, hf_tiny
 
 pytestmark = pytest.mark.parity
-FAMILIES = ["llama", "mistral", "qwen2", "gpt2", "mixtral"]
+FAMILIES = ["llama", "mistral", "qwen2", "gpt2", "mixtral", "qwen3", "olmo2", "phi3", "gemma2", "gemma3"]
 SEQ = 24  # longer than Mistral's sliding window of 8, so the window is exercised
 
 

@@ -27,6 +27,17 @@ LLAMA_RULES = [
     ("norm.weight", "model.norm.weight"),
     ("lm_head.weight", "lm_head.weight"),
 ]
+def _with_norms(names: dict[str, str]) -> list[tuple[str, str]]:
+    """Llama's rules with a family's own names for the block norms (llmkit name -> HF name)."""
+    norms = [(f"layers.{{i}}.{ours}.weight", f"model.layers.{{i}}.{theirs}.weight") for ours, theirs in names.items()]
+    return LLAMA_RULES[:1] + norms + [r for r in LLAMA_RULES[1:] if "_norm.weight" not in r[0]]
+
+
+OLMO2_RULES = _with_norms({"attn_norm": "post_attention_layernorm", "mlp_norm": "post_feedforward_layernorm"})
+GEMMA_RULES = _with_norms({"attn_norm": "input_layernorm", "attn_post_norm": "post_attention_layernorm",
+                           "mlp_norm": "pre_feedforward_layernorm", "mlp_post_norm": "post_feedforward_layernorm"})
+# Checkpoint tensors that hold several llmkit tensors, concatenated along dim 0 (Phi-3).
+FUSED = {"phi3": {"attn.qkv_proj": ("q_proj", "k_proj", "v_proj"), "mlp.gate_up_proj": ("gate_proj", "up_proj")}}
 GPT2_RULES = [
     ("tok_embeddings.weight", "transformer.wte.weight"),
     ("positions.weight", "transformer.wpe.weight"),
@@ -39,7 +50,9 @@ GPT2_RULES = [
     ("lm_head.weight", "lm_head.weight"),
 ]
 RULES = {"llama": LLAMA_RULES, "mistral": LLAMA_RULES, "qwen2": LLAMA_RULES, "mixtral": LLAMA_RULES,
-         "gpt2": GPT2_RULES}
+         "qwen3": LLAMA_RULES, "phi3": LLAMA_RULES, "olmo2": OLMO2_RULES, "gemma2": GEMMA_RULES,
+         "gemma3": GEMMA_RULES, "gpt2": GPT2_RULES}
+FUSED_PART = re.compile(r"^layers\.(\d+)\.(attn|mlp)\.(\w+)\.weight$")
 # Keys some HF checkpoints carry that are buffers, not weights.
 IGNORED_HF_KEYS = re.compile(r"(\.attn\.(masked_)?bias$|rotary_emb\.inv_freq$)")
 GPT2_CONV1D = re.compile(r"^transformer\.h\.\d+\.(attn|mlp)\.c_\w+\.weight$")
@@ -65,6 +78,7 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], family: str) -> dict[str, t
     if family == "llmkit":
         return dict(state)
     out, fused = {}, {}
+    state = _fuse(state, family)
     for key, tensor in state.items():
         qkv = GPT2_QKV.match(key) if family == "gpt2" else None
         if qkv:
@@ -80,12 +94,43 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], family: str) -> dict[str, t
     return out
 
 
+def _fuse(state: dict[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
+    """Concatenate the parts a family stores as one tensor (Phi-3's qkv_proj, gate_up_proj)."""
+    groups = FUSED.get(family, {})
+    if not groups:
+        return state
+    out, parts = {}, {}
+    for key, tensor in state.items():
+        match = FUSED_PART.match(key)
+        owner = next((f for f, names in groups.items() if match and f.startswith(match[2] + ".")
+                      and match[3] in names), None)
+        if owner is None:
+            out[key] = tensor
+        else:
+            parts.setdefault((match[1], owner), {})[match[3]] = tensor
+    for (layer, owner), found in parts.items():
+        out[f"layers.{layer}.{owner}.weight"] = torch.cat([found[n] for n in groups[owner]], dim=0)
+    return out
+
+
+def _split_sizes(owner: str, cfg: ModelConfig) -> list[int]:
+    if owner == "attn.qkv_proj":
+        return [cfg.n_head * cfg.head_dim, cfg.n_kv_head * cfg.head_dim, cfg.n_kv_head * cfg.head_dim]
+    return [cfg.d_ff, cfg.d_ff]
+
+
 def from_hf_tensor(key: str, tensor: torch.Tensor, family: str, cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """One HF tensor -> the llmkit tensor(s) it holds (GPT-2's c_attn holds three); {} for buffers."""
+    """One HF tensor -> the llmkit tensor(s) it holds (GPT-2's c_attn and Phi-3's qkv_proj hold three); {} for buffers."""
     if family == "llmkit":
         return {key: tensor}
     if IGNORED_HF_KEYS.search(key):
         return {}
+    for owner, names in FUSED.get(family, {}).items():
+        fused = re.match(rf"^model\.layers\.(\d+)\.(self_attn|mlp)\.{owner.split('.')[1]}\.weight$", key)
+        if fused:
+            sub = "attn" if fused[2] == "self_attn" else "mlp"
+            pieces = tensor.split(_split_sizes(owner, cfg), dim=0)
+            return {f"layers.{fused[1]}.{sub}.{name}.weight": p for name, p in zip(names, pieces, strict=True)}
     if family == "gpt2":
         key = key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"
         fused = GPT2_FUSED.match(key)

@@ -65,13 +65,28 @@ def generate_ids(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     pos = torch.arange(tokens.shape[1], device=device)[None, :] - offsets[:, None]  # (B, T)
     stopper = _Stopper(len(prompts), set(stop_ids))
     logits = model(tokens, pos=pos, cache=cache, prefix_len=prefix_len)[:, -1]  # (B, V)
+    switch, history = rope_switch_position(model.cfg), tokens
     for _ in range(max_new_tokens):
         next_tokens = sample_next(logits, sampling, generator)  # (B,)
         if stopper.add(next_tokens):
             break
+        history = torch.cat([history, next_tokens[:, None]], dim=1)  # (B, T + generated)
         pos = pos[:, -1:] + 1  # (B, 1)
+        if switch is not None and int(pos.max()) == switch:  # cached keys used the short factors: redo them
+            cache = StaticKVCache.for_model(model, len(prompts), tokens.shape[1] + max_new_tokens, offsets)
+            every = torch.arange(history.shape[1], device=device)[None, :] - offsets[:, None]  # (B, T')
+            logits = model(history, pos=every, cache=cache, prefix_len=prefix_len)[:, -1]
+            continue
         logits = model(next_tokens[:, None], pos=pos, cache=cache, prefix_len=prefix_len)[:, -1]
     return stopper.outputs
+
+
+def rope_switch_position(cfg) -> int | None:
+    """The first position at which LongRoPE (Phi-3) switches to its long factors, or None. Keys
+    cached before it were rotated with the short factors, so the sequence is recomputed there, as
+    Phi-3's reference implementation does."""
+    scaling = cfg.rope_scaling or {}
+    return scaling["original_max_position_embeddings"] if scaling.get("rope_type") == "longrope" else None
 
 
 def _generate_seq2seq(model, prompts, max_new_tokens, sampling, stop_ids, pad_id) -> list[list[int]]:

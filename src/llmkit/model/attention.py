@@ -1,5 +1,9 @@
 """Multi-head, multi-query and grouped-query attention (arXiv 1706.03762, 1911.02150, 2305.13245)
-through `scaled_dot_product_attention`, with self- and cross-attention sharing one class."""
+through `scaled_dot_product_attention`, with self- and cross-attention sharing one class.
+
+Optional pieces, chosen by the config: RMSNorm of queries and keys (per head as in Qwen3 and
+Gemma 3, or across all heads as in OLMo 2), and Gemma 2's soft-capped scores,
+cap * tanh(scores / cap), which SDPA cannot express, so those layers compute attention directly."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.model.config import ModelConfig
+from llmkit.model.norms import build_norm
 from llmkit.model.positions import apply_rotary
 
 
@@ -24,6 +29,7 @@ class AttentionContext:
     rotation: tuple[torch.Tensor, torch.Tensor] | None = None
     cache: Any = None  # anything with update(layer_idx, pos, k, v) -> (k, v), or attend(layer_idx, q, k, v,
     # scale) -> y when it computes attention itself; see llmkit.infer.kv_cache and .paged_cache
+    sliding: "AttentionContext | None" = None  # the sliding layers' own, when layers are of two kinds
 
 
 class Attention(nn.Module):
@@ -36,15 +42,26 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.attn_qkv_bias)
         self.v_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.attn_qkv_bias)
         self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=cfg.attn_out_bias)
+        self.qk_norm, self.softcap = cfg.qk_norm, cfg.attn_softcap
+        if cfg.qk_norm != "none":
+            per_head = cfg.qk_norm == "head"
+            self.q_norm = build_norm(cfg, cfg.head_dim if per_head else q_dim)
+            self.k_norm = build_norm(cfg, cfg.head_dim if per_head else kv_dim)
 
-    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        return x.view(x.shape[0], x.shape[1], n, self.head_dim).transpose(1, 2)  # (B, n, T, D)
+    def _heads(self, x: torch.Tensor, n: int, norm: nn.Module | None = None) -> torch.Tensor:
+        """(B, T, n*D) -> (B, n, T, D), normalising per head or across heads first when configured."""
+        if norm is not None and self.qk_norm == "full":
+            x = norm(x)
+        x = x.view(x.shape[0], x.shape[1], n, self.head_dim)  # (B, T, n, D)
+        if norm is not None and self.qk_norm == "head":
+            x = norm(x)
+        return x.transpose(1, 2)
 
     def forward(self, x, ctx: AttentionContext, layer_idx: int, memory: torch.Tensor | None = None):
         """Self-attention over x (B, T, C), or cross-attention to `memory` (B, S, C) when given."""
         source = x if memory is None else memory
-        q = self._heads(self.q_proj(x), self.n_head)  # (B, H, T, D)
-        k = self._heads(self.k_proj(source), self.n_kv_head)  # (B, Hkv, S, D)
+        q = self._heads(self.q_proj(x), self.n_head, getattr(self, "q_norm", None))  # (B, H, T, D)
+        k = self._heads(self.k_proj(source), self.n_kv_head, getattr(self, "k_norm", None))  # (B, Hkv, S, D)
         v = self._heads(self.v_proj(source), self.n_kv_head)
         if ctx.rotation is not None:
             q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
@@ -53,8 +70,25 @@ class Attention(nn.Module):
             return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         if ctx.cache is not None:
             k, v = ctx.cache.update(layer_idx, ctx.pos, k, v)  # (B, Hkv, Tk, D)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=ctx.mask, is_causal=ctx.is_causal, scale=self.scale,
-            enable_gqa=self.n_kv_head != self.n_head,
-        )  # (B, H, T, D)
+        if self.softcap:
+            y = capped_attention(q, k, v, ctx, self.scale or self.head_dim**-0.5, self.softcap)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=ctx.mask, is_causal=ctx.is_causal, scale=self.scale,
+                enable_gqa=self.n_kv_head != self.n_head,
+            )  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+def capped_attention(q, k, v, ctx: AttentionContext, scale: float, cap: float) -> torch.Tensor:
+    """softmax(cap * tanh(q k^T * scale / cap) + mask) v, in fp32 like Gemma 2. q (B, H, T, D), k/v (B, Hkv, S, D)."""
+    groups = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, S, D)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale  # (B, H, T, S)
+    scores = torch.tanh(scores / cap) * cap
+    mask = ctx.mask
+    if mask is None and ctx.is_causal:
+        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril(k.shape[2] - q.shape[2])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+    return torch.matmul(scores.softmax(-1).to(v.dtype), v)  # (B, H, T, D)

@@ -1,8 +1,10 @@
-"""Transformer blocks: the three residual wirings, each one small class.
+"""Transformer blocks: the residual wirings, each one small class.
 
     pre-norm  (GPT-2, Llama):   x = x + f(norm(x))
     post-norm (original, GLM):  x = norm(alpha * x + f(x))   alpha = (2N)^(1/4) with DeepNorm
     parallel  (GPT-J, NeoX):    x = x + attn(norm1(x)) + mlp(norm2(x))
+    sandwich  (Gemma 2/3):      x = x + post_norm(f(norm(x)))
+    post_sublayer (OLMo 2):     x = x + norm(f(x))
 
 A decoder block of an encoder-decoder model adds cross-attention between attention and MLP.
 """
@@ -24,6 +26,8 @@ class Block(nn.Module):
         self.mlp_norm, self.mlp = build_norm(cfg), build_mlp(cfg)
         if cross_attention:
             self.cross_norm, self.cross_attn = build_norm(cfg), Attention(cfg)
+        if cfg.residual == "sandwich":
+            self.attn_post_norm, self.mlp_post_norm = build_norm(cfg), build_norm(cfg)
 
     def sublayers(self, ctx, layer_idx, memory, memory_ctx):
         """(norm, function) pairs in order; cross-attention only where the block has it."""
@@ -51,15 +55,31 @@ class PostNormBlock(Block):
         return x
 
 
+class SandwichBlock(Block):
+    def forward(self, x, ctx: AttentionContext, layer_idx: int, memory=None, memory_ctx=None):
+        x = x + self.attn_post_norm(self.attn(self.attn_norm(x), ctx, layer_idx))
+        return x + self.mlp_post_norm(self.mlp(self.mlp_norm(x)))
+
+
+class PostSublayerBlock(Block):
+    """The norm sits on each sub-layer's output, inside the residual (OLMo 2)."""
+
+    def forward(self, x, ctx: AttentionContext, layer_idx: int, memory=None, memory_ctx=None):
+        for norm, fn in self.sublayers(ctx, layer_idx, memory, memory_ctx):
+            x = x + norm(fn(x))
+        return x
+
+
 class ParallelBlock(Block):
     def forward(self, x, ctx: AttentionContext, layer_idx: int, memory=None, memory_ctx=None):
         return x + self.attn(self.attn_norm(x), ctx, layer_idx) + self.mlp(self.mlp_norm(x))
 
 
 def build_block(cfg: ModelConfig, cross_attention: bool = False) -> Block:
-    if cfg.residual == "parallel" and cross_attention:
+    if cfg.residual in ("parallel", "sandwich") and cross_attention:
         from llmkit.errors import LlmkitError
 
-        raise LlmkitError("parallel residual blocks have no cross-attention; use residual='pre' or 'post'")
-    kinds = {"pre": PreNormBlock, "post": PostNormBlock, "parallel": ParallelBlock}
+        raise LlmkitError(f"{cfg.residual} residual blocks have no cross-attention; use residual='pre' or 'post'")
+    kinds = {"pre": PreNormBlock, "post": PostNormBlock, "parallel": ParallelBlock, "sandwich": SandwichBlock,
+             "post_sublayer": PostSublayerBlock}
     return kinds[cfg.residual](cfg, cross_attention)

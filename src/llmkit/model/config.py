@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 Arch = Literal["decoder", "prefix_decoder", "encoder_decoder"]
 Norm = Literal["rmsnorm", "layernorm"]
-Residual = Literal["pre", "post", "parallel"]
-Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu", "reglu"]
+Residual = Literal["pre", "post", "parallel", "sandwich", "post_sublayer"]
+Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu", "geglu_tanh", "reglu"]
+QKNorm = Literal["none", "head", "full"]
+LayerType = Literal["full", "sliding"]
 Position = Literal["rope", "learned", "sinusoidal", "alibi", "t5_relative", "none"]
 
 
@@ -27,7 +29,7 @@ class ModelConfig:
     """Shapes and component choices; `name` is informational, `family` picks the HF key layout."""
 
     name: str = "custom"
-    family: str = "llmkit"  # llama | mistral | qwen2 | mixtral | gpt2 | llmkit
+    family: str = "llmkit"  # llama | mistral | qwen2 | qwen3 | mixtral | gemma2 | gemma3 | phi3 | olmo2 | gpt2 | llmkit
     arch: Arch = "decoder"
     vocab_size: int = 32000
     n_layer: int = 12
@@ -42,7 +44,9 @@ class ModelConfig:
     norm: Norm = "rmsnorm"
     norm_eps: float = 1e-5
     norm_bias: bool = False
-    residual: Residual = "pre"
+    norm_offset: float = 0.0  # RMSNorm scales by (offset + weight): Gemma stores weight - 1 (offset 1)
+    residual: Residual = "pre"  # sandwich: pre- and post-norm around each sub-layer (Gemma 2/3);
+    # post_sublayer: x + norm(f(x)), the norm on the sub-layer's output (OLMo 2)
     deepnorm: bool = False  # post-norm with DeepNet's residual up-scaling (arXiv 2203.00555)
     # feed-forward
     activation: Activation = "swiglu"
@@ -54,15 +58,21 @@ class ModelConfig:
     attn_out_bias: bool = False
     attn_scale: float | None = None  # None: 1/sqrt(head_dim); T5 folds it into init (1.0)
     sliding_window: int | None = None  # a query sees at most this many keys, itself included
+    layer_types: list[LayerType] | None = None  # per layer: sliding layers use sliding_window (Gemma 2/3)
+    qk_norm: QKNorm = "none"  # RMSNorm of queries and keys, per head (Qwen3, Gemma 3) or across heads (OLMo 2)
+    attn_softcap: float | None = None  # scores become cap * tanh(scores / cap) before the softmax (Gemma 2)
     # positions
     position: Position = "rope"
     rope_theta: float = 10000.0
-    rope_scaling: dict[str, Any] | None = None  # {"rope_type": "linear"|"llama3", "factor": ...}
+    rope_scaling: dict[str, Any] | None = None  # {"rope_type": "linear"|"llama3"|"longrope", ...}
+    rope_local_theta: float | None = None  # RoPE base of the sliding layers, unscaled (Gemma 3)
     rotary_pct: float = 1.0  # partial rotary (GPT-NeoX): share of head_dim that rotates
     relative_buckets: int = 32  # t5_relative only
     relative_max_distance: int = 128
     # embeddings and sharing
     tie_embeddings: bool = False
+    embed_scale: bool = False  # token embeddings times sqrt(d_model) (Gemma)
+    final_softcap: float | None = None  # logits become cap * tanh(logits / cap) (Gemma 2)
     n_unique_layers: int | None = None  # ALBERT-style sharing: consecutive layers reuse a block
     init_std: float = 0.02
     bos_token_id: int | None = None
@@ -91,8 +101,18 @@ class ModelConfig:
             problems.append(f"n_layer={self.n_layer} is not a multiple of n_unique_layers={self.n_unique_layers}")
         if self.position == "rope" and int(self.head_dim * self.rotary_pct) % 2:
             problems.append("rotary dimensions (head_dim * rotary_pct) must be even")
+        if self.layer_types is not None and len(self.layer_types) != self.n_layer:
+            problems.append(f"layer_types lists {len(self.layer_types)} layers, n_layer is {self.n_layer}")
+        if self.layer_types and "sliding" in self.layer_types and not self.sliding_window:
+            problems.append("sliding layers in layer_types need a sliding_window")
         if problems:
             raise LlmkitError(f"invalid ModelConfig {self.name!r}: " + "; ".join(problems))
+
+    def layer_type(self, layer_idx: int) -> str:
+        """"sliding" or "full"; without layer_types every layer is sliding when a window is set."""
+        if self.layer_types is not None:
+            return self.layer_types[layer_idx]
+        return "sliding" if self.sliding_window else "full"
 
     @property
     def n_rot(self) -> int:

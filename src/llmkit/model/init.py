@@ -44,7 +44,7 @@ def init_weights(model: nn.Module, cfg: ModelConfig, seed: int | None = None) ->
     depth = cfg.n_layer + cfg.n_encoder_layer
     for name, param in model.named_parameters():
         if param.ndim == 1:  # norms and biases
-            nn.init.ones_(param) if name.endswith("norm.weight") else nn.init.zeros_(param)
+            nn.init.constant_(param, 1.0 - cfg.norm_offset) if name.endswith("norm.weight") else nn.init.zeros_(param)
             continue
         std = cfg.init_std
         if cfg.deepnorm and name.endswith(DEEPNORM_SCALED):

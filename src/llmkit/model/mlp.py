@@ -16,9 +16,10 @@ ACTIVATIONS = {
     "silu": F.silu,
     "swiglu": F.silu,
     "geglu": F.gelu,
+    "geglu_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "reglu": F.relu,
 }
-GATED = {"swiglu", "geglu", "reglu"}
+GATED = {"swiglu", "geglu", "geglu_tanh", "reglu"}
 
 
 class MLP(nn.Module):

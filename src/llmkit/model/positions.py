@@ -52,17 +52,35 @@ class SinusoidalPositions(PositionScheme):
         return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(-2)  # (B, T, C) interleaved
 
 
-def rope_inverse_frequencies(cfg: ModelConfig, device=None) -> torch.Tensor:
-    """inv_freq of shape (n_rot/2,), with linear or Llama-3 frequency scaling applied."""
+def rope_inverse_frequencies(cfg: ModelConfig, device=None, seq_len: int = 0) -> torch.Tensor:
+    """inv_freq of shape (n_rot/2,), with linear, Llama-3 or LongRoPE frequency scaling applied.
+    LongRoPE's factors depend on the length reached (`seq_len`): short ones within the pre-training
+    context, long ones past it."""
     exponents = torch.arange(0, cfg.n_rot, 2, dtype=torch.int64, device=device).float() / cfg.n_rot
-    inv_freq = 1.0 / (cfg.rope_theta**exponents)
     scaling = cfg.rope_scaling or {}
     kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "longrope":
+        long = seq_len > scaling["original_max_position_embeddings"]
+        factors = torch.tensor(scaling["long_factor" if long else "short_factor"], dtype=torch.float32, device=device)
+        return 1.0 / (factors * cfg.rope_theta**exponents)
+    inv_freq = 1.0 / (cfg.rope_theta**exponents)
     if kind == "linear":
         return inv_freq / scaling["factor"]
     if kind == "llama3":
         return _llama3_scaled(inv_freq, scaling)
     return inv_freq
+
+
+def rope_attention_factor(cfg: ModelConfig) -> float:
+    """LongRoPE (Phi-3) scales cos and sin by sqrt(1 + ln(factor) / ln(original context))."""
+    scaling = cfg.rope_scaling or {}
+    if scaling.get("rope_type") != "longrope":
+        return 1.0
+    if scaling.get("attention_factor") is not None:
+        return float(scaling["attention_factor"])
+    original = scaling["original_max_position_embeddings"]
+    factor = scaling.get("factor") or cfg.max_seq_len / original
+    return 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
 
 
 def _llama3_scaled(inv_freq: torch.Tensor, s: dict) -> torch.Tensor:
@@ -83,14 +101,18 @@ class RotaryPositions(PositionScheme):
         self.cfg = cfg
 
     def rotation(self, pos):
-        inv_freq = rope_inverse_frequencies(self.cfg, pos.device)
-        return rotation_tables(pos[..., None].float() * inv_freq)  # from (B, T, n_rot/2) angles
+        longrope = (self.cfg.rope_scaling or {}).get("rope_type") == "longrope"
+        seq_len = int(pos.max()) + 1 if longrope and pos.numel() else 0
+        inv_freq = rope_inverse_frequencies(self.cfg, pos.device, seq_len)
+        return rotation_tables(pos[..., None].float() * inv_freq, rope_attention_factor(self.cfg))
 
 
-def rotation_tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rotation_tables(angles: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sign-folded sin tables (B, 1, T, n_rot) for `apply_rotary`, from (B, T, n_rot/2) angles.
     The sin table is [-sin, sin] so that the rotation needs one roll instead of split, negate, concat."""
     cos, sin = angles.cos(), angles.sin()
+    if scale != 1.0:
+        cos, sin = cos * scale, sin * scale
     return torch.cat([cos, cos], dim=-1)[:, None], torch.cat([-sin, sin], dim=-1)[:, None]
 
 

@@ -27,27 +27,51 @@ class Stack(nn.Module):
         super().__init__()
         self.causal, self.window = causal, cfg.sliding_window
         self.positions = build_positions(cfg, bidirectional=not causal)
+        # Layers of two kinds (Gemma 2/3: sliding and full) get one context each, built once per pass.
+        self.layer_kinds = [cfg.layer_type(i) for i in range(n_layer)] if cfg.layer_types else None
+        if cfg.rope_local_theta is not None:
+            self.local_positions = build_positions(cfg.replace(rope_theta=cfg.rope_local_theta, rope_scaling=None),
+                                                   bidirectional=not causal)
         n_unique = cfg.n_unique_layers or n_layer
         self.layers = nn.ModuleList(build_block(cfg, cross_attention) for _ in range(n_unique))
         self.layer_order = [i * n_unique // n_layer for i in range(n_layer)]
         self.norm = build_norm(cfg)
 
     def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype, segments=None) -> AttentionContext:
+        """The context of every layer; with layer kinds, `.sliding` is the sliding layers' own."""
+        window = None if self.layer_kinds else self.window
+        ctx = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, window, self.positions)
+        if self.layer_kinds:
+            local = getattr(self, "local_positions", self.positions)
+            ctx.sliding = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, self.window, local)
+        return ctx
+
+    def _context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, window, positions) -> AttentionContext:
         k_pos = pos if cache is None else cache.key_positions(pos)  # (B, Tk)
-        bias = self.positions.attn_bias(pos, k_pos)  # (B, H, Tq, Tk) or None
-        ctx = AttentionContext(pos=pos, rotation=self.positions.rotation(pos), cache=cache)
+        bias = positions.attn_bias(pos, k_pos)  # (B, H, Tq, Tk) or None
+        ctx = AttentionContext(pos=pos, rotation=positions.rotation(pos), cache=cache)
         simple = not explicit_pos and cache is None and prefix_len is None and bias is None and segments is None
-        if simple and self.window is None:
+        if simple and window is None:
             ctx.is_causal = self.causal  # the fused SDPA kernels build this mask themselves
         elif not (simple and not self.causal):
-            allowed = attention_allowed(pos, k_pos, self.causal, prefix_len, self.window, segments)
+            allowed = attention_allowed(pos, k_pos, self.causal, prefix_len, window, segments)
             ctx.mask = merge_bias(allowed, bias, dtype)
         return ctx
 
     def run_layers(self, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
         for layer_idx, block_idx in enumerate(self.layer_order):
-            x = self.layers[block_idx](x, ctx, layer_idx, memory, memory_ctx)
+            kind_ctx = ctx.sliding if self.layer_kinds and self.layer_kinds[layer_idx] == "sliding" else ctx
+            x = self.layers[block_idx](x, kind_ctx, layer_idx, memory, memory_ctx)
         return self.norm(x)
+
+
+class SoftcappedLinear(nn.Linear):
+    """The output head of Gemma 2: logits become cap * tanh(logits / cap)."""
+
+    cap: float = 30.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(super().forward(x) / self.cap) * self.cap
 
 
 class LanguageModelHead(nn.Module):
@@ -57,8 +81,17 @@ class LanguageModelHead(nn.Module):
         # an empty _weight skips Embedding's own normal_ init (init_weights sets every parameter):
         # on the meta device that init imports all of torch._dynamo (0.8 s, ~70 MB per process)
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model, _weight=torch.empty(cfg.vocab_size, cfg.d_model))
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        head = SoftcappedLinear if cfg.final_softcap else nn.Linear
+        self.lm_head = head(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.final_softcap:
+            self.lm_head.cap = cfg.final_softcap
         self.tie_weights()
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.tok_embeddings(tokens)  # (B, T, C)
+        if self.cfg.embed_scale:  # Gemma: sqrt(d_model), rounded to the activations' dtype as Gemma does
+            x = x * torch.tensor(self.cfg.d_model**0.5, dtype=x.dtype)
+        return x
 
     def tie_weights(self) -> None:
         if self.cfg.tie_embeddings:
@@ -76,7 +109,7 @@ class Transformer(Stack, LanguageModelHead):
     def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Final-norm hidden states (B, T, C) for tokens (B, T)."""
         explicit_pos = pos is not None
-        x = self.tok_embeddings(tokens)  # (B, T, C); (B, T/tp, C) under sequence parallelism
+        x = self.embed(tokens)  # (B, T, C); (B, T/tp, C) under sequence parallelism
         if not explicit_pos:
             # An embedding transform may prepend positions (soft prompts): count what it returns.
             pos = default_positions(x[..., 0] if x.shape[1] > tokens.shape[1] else tokens)
