@@ -155,3 +155,23 @@ def test_a_request_larger_than_the_whole_cache_is_refused():
     s = make(num_blocks=2)
     with pytest.raises(ValueError, match="needs 13 tokens"):
         s.add(req("big", 10, max_tokens=3))
+
+
+def test_unchunked_prompt_longer_than_the_budget_runs_alone_instead_of_hanging():
+    s = make(max_tokens_per_step=8, chunked_prefill=False)
+    s.add(req("short", 3))
+    s.add(req("long", 20, first=100))
+    steps = run_all(s)
+    alone = [out.num_tokens for out in steps if "long" in out.num_tokens and out.num_tokens["long"] == 20]
+    assert alone == [{"long": 20}]  # its whole prompt in one step, with nothing beside it
+    assert all(sum(out.num_tokens.values()) <= 8 for out in steps if "long" not in out.num_tokens)
+
+
+def test_recompute_prefills_prompt_and_output_again():
+    s = make(prefix_caching=False)
+    s.add(req("a", 5, max_tokens=4))
+    fake_step(s)
+    fake_step(s)
+    s.recompute("a")
+    out = s.schedule()
+    assert out.num_tokens == {"a": 7} and s.requests["a"].num_computed_tokens == 0  # 5 prompt + 2 generated

@@ -18,11 +18,12 @@ finish_reason "error" and a message while every other request carries on.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from llmkit.errors import LlmkitError
+from llmkit.infer.generate import rope_switch_position
 from llmkit.infer.model_runner import ModelRunner
 from llmkit.infer.paged_cache import PagedKVCache
 from llmkit.infer.placement import model_dtype
@@ -82,6 +83,9 @@ class Engine:
             raise LlmkitError("the paged engine serves decoder-only models; use llmkit.infer.generate_ids "
                               "for encoder-decoder models")
         self.cfg = config or EngineConfig()
+        self.rope_switch = rope_switch_position(model.cfg)
+        if self.rope_switch is not None:  # LongRoPE: keys rotated with one set of factors must not be reused
+            self.cfg = replace(self.cfg, prefix_caching=False, chunked_prefill=False)
         self.model, self.tokenizer = model.eval(), tokenizer
         self.stop_ids = set(stop_ids)
         self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
@@ -165,8 +169,19 @@ class Engine:
         self.stats["generated_tokens"] += len(new_tokens)
         failed = [self._fail(rid, message) for rid, message in errors.items()]  # before update: no cache reuse
         self.scheduler.update(plan.num_tokens, new_tokens, set(finished))
+        self._recompute_at_rope_switch(new_tokens)
         return failed + [self._report(rid, new_tokens.get(rid), finished.get(rid), texts.get(rid))
                          for rid in rids if rid not in errors]
+
+    def _recompute_at_rope_switch(self, new_tokens: dict[str, int]) -> None:
+        """LongRoPE switches to its long factors past the pre-training context: a request whose next
+        position is the switch is prefilled again, so every key uses the long factors (as Phi-3 does)."""
+        if self.rope_switch is None:
+            return
+        for rid in new_tokens:
+            request = self.scheduler.requests.get(rid)
+            if request is not None and request.num_tokens - 1 == self.rope_switch:
+                self.scheduler.recompute(rid)
 
     def _execute(self, work) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Logits of the step; if the batch fails, each request runs alone so a failure stays its own."""

@@ -20,8 +20,11 @@ class ModelRunner:
         self.model, self.cache = model, cache
         self.device = model_device(model)
         self.prefix_decoder = model.cfg.arch == "prefix_decoder"
-        # Position biases (ALiBi, T5 buckets) live in the model's mask, which the decode kernel skips.
-        self.decode_kernel = model.cfg.position not in ("alibi", "t5_relative")
+        # Position biases (ALiBi, T5 buckets), soft-capped scores and per-layer windows live in the
+        # model's own attention and masks, which the decode kernel skips.
+        cfg = model.cfg
+        self.decode_kernel = cfg.position not in ("alibi", "t5_relative") and not cfg.attn_softcap \
+            and not cfg.layer_types
 
     @torch.inference_mode()
     def execute(self, work: list[tuple[Request, int, list[int]]]) -> dict[str, torch.Tensor]:

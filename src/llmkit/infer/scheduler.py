@@ -112,6 +112,15 @@ class Scheduler:
         request.status = Status.FINISHED
         return True
 
+    def recompute(self, request_id: str) -> None:
+        """Drop a running request's KV blocks and queue it first, to prefill prompt + output again."""
+        request = self.requests[request_id]
+        if request in self.running:
+            self.running.remove(request)
+        self.kv.free(request_id)
+        request.num_computed_tokens, request.status = 0, Status.PREEMPTED
+        self.waiting.appendleft(request)
+
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
@@ -145,7 +154,10 @@ class Scheduler:
                 request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids)
             n = request.num_tokens - request.num_computed_tokens
             if n > budget and not self.cfg.chunked_prefill:
-                break
+                if out.num_tokens:  # others run this step: this prompt waits for a step of its own
+                    break
+                budget = n  # alone in a step, an unchunked prompt may exceed the token budget
+
             n = min(n, budget)
             if not self.kv.allocate(request.id, request.num_computed_tokens + n):
                 if not swapped:  # give the prefix hits back; they are looked up again next time
