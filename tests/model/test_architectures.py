@@ -5,7 +5,8 @@ import torch
 
 from llmkit.model import build_model, named_config
 
-DECODERS = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-mixtral", "tiny-gpt2", "tiny-glm"]
+DECODERS = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-mixtral", "tiny-gpt2", "tiny-glm", "tiny-qwen3",
+            "tiny-gemma2", "tiny-gemma3", "tiny-phi3", "tiny-olmo2"]
 VARIANTS = {  # position schemes and wirings not covered by a named tiny config
     "alibi": dict(position="alibi"), "sinusoidal": dict(position="sinusoidal"),
     "t5_relative": dict(position="t5_relative"), "parallel": dict(residual="parallel", norm="layernorm"),
@@ -95,7 +96,7 @@ def test_encoder_ignores_source_padding():
         assert torch.allclose(model(src, tgt), model(padded, tgt, src_valid=valid), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["tiny-llama", "tiny-glm", "tiny-t5", "tiny-mixtral"])
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-glm", "tiny-t5", "tiny-mixtral", "tiny-gemma2", "tiny-olmo2"])
 def test_training_step_gives_finite_gradients(name):
     model = _model(name).train()
     tokens = torch.randint(0, 4096, (2, 8))

@@ -10,7 +10,11 @@ PUBLISHED = {
     "llama-3-8b": 8_030_261_248, "llama-3-70b": 70_553_706_496, "llama-3.2-1b": 1_235_814_400,
     "llama-3.2-3b": 3_212_749_824, "mistral-7b": 7_241_732_096, "mixtral-8x7b": 46_702_792_704,
     "qwen2.5-0.5b": 494_032_768, "qwen2.5-1.5b": 1_543_714_304, "qwen2.5-7b": 7_615_616_512,
-    "t5-base": 222_903_552,
+    "t5-base": 222_903_552, "llama-3.1-8b": 8_030_261_248, "smollm2-135m": 134_515_008,
+    "smollm2-360m": 361_821_120, "smollm2-1.7b": 1_711_376_384, "qwen3-0.6b": 596_049_920,
+    "qwen3-4b": 4_022_468_096, "qwen3-8b": 8_190_735_360, "gemma-2-2b": 2_614_341_888,
+    "gemma-2-9b": 9_241_705_984, "gemma-3-1b": 999_885_952, "phi-3-mini": 3_821_079_552,
+    "olmo-2-7b": 7_298_617_344,
 }
 
 
@@ -20,7 +24,8 @@ def test_parameter_count_matches_published_figure(name):
 
 
 def test_every_family_has_a_tiny_debug_config():
-    for family in ("llama", "mistral", "qwen2", "mixtral", "gpt2", "t5", "glm"):
+    for family in ("llama", "mistral", "qwen2", "mixtral", "gpt2", "t5", "glm", "qwen3", "gemma2", "gemma3", "phi3",
+                   "olmo2"):
         count = count_parameters(named_config(f"tiny-{family}"))
         assert 500_000 < count < 10_000_000, (family, count)
 
