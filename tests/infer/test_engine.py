@@ -36,7 +36,7 @@ def test_greedy_matches_transformers(pair, config):
     hf, ours = pair
     expected = hf_reference(hf, PROMPTS, 12)
     engine = Engine(ours, config=config)
-    outputs = engine.generate(PROMPTS, SamplingParams(max_tokens=12))
+    outputs = engine.generate(PROMPTS, SamplingParams(max_tokens=12, ignore_eos=True))
     assert [o[0].token_ids for o in outputs] == expected
     assert engine.scheduler.kv.pool.num_free == engine.scheduler.kv.pool.num_blocks  # all freed
     if config.num_blocks == 14:  # 56 slots for 4 requests needing 15-42 each: someone was preempted
@@ -49,7 +49,7 @@ def test_prefix_cache_hits_for_a_shared_system_prompt(pair):
     system = list(range(20, 52))  # 8 full blocks of 4
     prompts = [system + [1, 2], system + [3], system + [4, 5, 6]]
     engine = Engine(ours, config=EngineConfig(block_size=4, num_blocks=64, max_num_seqs=1))
-    outputs = engine.generate(prompts, SamplingParams(max_tokens=6))
+    outputs = engine.generate(prompts, SamplingParams(max_tokens=6, ignore_eos=True))
     assert [o[0].token_ids for o in outputs] == hf_reference(hf, prompts, 6)
     assert engine.prefix_cache_hit_rate > 0.5
 

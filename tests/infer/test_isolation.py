@@ -68,3 +68,12 @@ def test_a_request_the_model_fails_on_ends_alone(model):
     assert outputs[2][0].finish_reason == "error" and "RuntimeError" in outputs[2][0].error
     assert not engine.tracked and not engine.scheduler.requests  # nothing of the failed request is held
     assert not engine.has_work() and engine.stats["failed_requests"] == 1
+
+
+def test_the_engine_stops_at_the_chat_templates_end_of_turn_by_default(tiny_checkpoint):
+    from llmkit.infer.llm import LLM
+
+    llm = LLM.load(tiny_checkpoint)
+    end = llm.tokenizer.token_id("<|im_end|>")
+    engine = Engine(llm.model, llm.tokenizer)
+    assert end in engine.stop_ids and llm.tokenizer.eos_id in engine.stop_ids

@@ -34,7 +34,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
              cot: bool = False, self_consistency: int = 0, temperature: float = 0.7, system: str | None = None,
              limit: int | None = None, batch_size: int = 16, stride: int | None = None, perturb: float = 0.0,
              max_new_tokens: int | None = None, device: str = "cpu", progress: bool = True,
-             overwrite: bool = False) -> None:
+             overwrite: bool = False, dtype: str = "auto") -> None:
     """Evaluate CHECKPOINT on TASKS and write OUT/results.json and OUT/results.md.
 
     Args:
@@ -59,6 +59,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         device: torch device.
         progress: show a progress bar per task.
         overwrite: write into a non-empty OUT that holds no evaluation results (only llmkit's files are replaced).
+        dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
     """
     from llmkit.eval.evaluator import EvalOptions
     from llmkit.eval.prompting import PromptOptions
@@ -74,7 +75,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
 
     check_output(out, "eval", overwrite, [checkpoint, *(t for t in tasks if t.endswith((".yaml", ".yml")))])
     specs = resolve_tasks(tasks)  # a bad task name or file fails before the model loads
-    llm = LLM.load(checkpoint, device=device)
+    llm = LLM.load(checkpoint, device=device, dtype=dtype)
     options = EvalOptions(PromptOptions(shots, seed, chat, cot, system), self_consistency, temperature, batch_size,
                           limit, stride, perturb, max_new_tokens, progress)
     results = run_tasks(llm, specs, options)

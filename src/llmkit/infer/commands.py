@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
              device: str = "cpu", num_beams: int = 1, length_penalty: float = 1.0, draft: str | None = None,
-             speculative_k: int = 4, offload: bool = False, compile: bool = False) -> None:
+             speculative_k: int = 4, offload: bool = False, compile: bool = False,
+             dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto", chat: bool = False,
+             system: str | None = None) -> None:
     """Complete PROMPT with the model in CHECKPOINT and print the completion.
 
     Under `torchrun --nproc_per_node N -m llmkit generate ...` the model is split tensor-parallel
@@ -27,16 +31,19 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
         speculative_k: tokens the draft proposes per round.
         offload: keep block weights on disk and stream each in while it runs (for models larger than memory).
         compile: torch.compile the model first (helps on GPU; slower than eager for CPU decoding).
+        dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
+        chat: send PROMPT as a user turn through the checkpoint's chat template and print only the reply.
+        system: with --chat, a system message before the user turn.
     """
     import os
 
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device, offload=offload, compile=compile)  # under torchrun: tensor-parallel
-    draft_llm = LLM.load(draft, device=device) if draft else None
-    text = llm.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed, num_beams=num_beams, length_penalty=length_penalty,
-                        draft=draft_llm, speculative_k=speculative_k)
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, offload=offload, compile=compile)  # torchrun: TP
+    draft_llm = LLM.load(draft, device=device, dtype=dtype) if draft else None
+    settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                    num_beams=num_beams, length_penalty=length_penalty, draft=draft_llm, speculative_k=speculative_k)
+    text = llm.chat(prompt, system, **settings) if chat else llm.generate(prompt, **settings)
     if int(os.environ.get("RANK", "0")) == 0:
         print(text)
     from llmkit.dist.context import shutdown

@@ -30,6 +30,7 @@ from llmkit.infer.placement import model_dtype
 from llmkit.infer.sampler import RowState, sample
 from llmkit.infer.sampling_params import SamplingParams
 from llmkit.infer.scheduler import Request, Scheduler, SchedulerConfig
+from llmkit.infer.stop_ids import stop_ids as default_stop_ids
 
 
 @dataclass
@@ -78,7 +79,9 @@ class _Tracked:
 
 
 class Engine:
-    def __init__(self, model, tokenizer=None, config: EngineConfig | None = None, stop_ids=frozenset()):
+    def __init__(self, model, tokenizer=None, config: EngineConfig | None = None, stop_ids=None):
+        """stop_ids: token ids that end a request; by default the checkpoint's eos and its chat
+        template's end-of-turn token (llmkit.infer.stop_ids)."""
         if model.cfg.arch == "encoder_decoder":
             raise LlmkitError("the paged engine serves decoder-only models; use llmkit.infer.generate_ids "
                               "for encoder-decoder models")
@@ -87,7 +90,7 @@ class Engine:
         if self.rope_switch is not None:  # LongRoPE: keys rotated with one set of factors must not be reused
             self.cfg = replace(self.cfg, prefix_caching=False, chunked_prefill=False)
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.stop_ids = set(stop_ids)
+        self.stop_ids = set(stop_ids) if stop_ids is not None else default_stop_ids(model.cfg, tokenizer)
         self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
         dtype = model_dtype(model) if self.cfg.kv_cache_dtype == "auto" else _dtype(self.cfg.kv_cache_dtype)
         num_blocks = self.cfg.num_blocks or max(1, int(self.cfg.kv_cache_mib * 2**20 / (

@@ -15,6 +15,7 @@ from llmkit.checkpoint import load_checkpoint
 from llmkit.compress.checkpoint import is_compressed, load_compressed
 from llmkit.errors import LlmkitError
 from llmkit.fileio import read_json_object
+from llmkit.infer.stop_ids import stop_ids as checkpoint_stop_ids
 from llmkit.infer.beam_search import beam_search
 from llmkit.infer.generate import generate_ids
 from llmkit.infer.offload import load_streaming
@@ -31,15 +32,17 @@ from llmkit.tokenizer import Tokenizer
 class LLM:
     def __init__(self, model, tokenizer: Tokenizer, stop_ids: set[int] | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.stop_ids = stop_ids if stop_ids is not None else _stop_ids(model.cfg, tokenizer, {})
+        self.stop_ids = stop_ids if stop_ids is not None else checkpoint_stop_ids(model.cfg, tokenizer)
 
     @classmethod
-    def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32,
+    def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | str | None = "auto",
              offload: bool = False, compile: bool = False) -> LLM:
-        """offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
+        """dtype: "auto" (or None) keeps the checkpoint's own precision: a bf16 checkpoint stays bf16,
+        never silently doubled to fp32; "bf16", "fp16", "fp32" or a torch.dtype converts.
+        offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
         compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md)."""
-        path = Path(checkpoint_dir)
+        path, dtype = Path(checkpoint_dir), resolve_dtype(dtype)
         if is_compressed(path):  # written by `llmkit compress quantize | lowrank`
             if offload or launched_world_size() > 1:
                 raise LlmkitError("compressed checkpoints load in one process without --offload")
@@ -57,7 +60,7 @@ class LLM:
         tokenizer = Tokenizer.from_dir(path)
         gen_file = path / "generation_config.json"
         gen = read_json_object(gen_file) if gen_file.is_file() else {}
-        return cls(model, tokenizer, _stop_ids(model.cfg, tokenizer, gen))
+        return cls(model, tokenizer, checkpoint_stop_ids(model.cfg, tokenizer, gen))
 
     def generate(self, prompt: str | list[str], max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -66,7 +69,22 @@ class LLM:
         """Completion text for one prompt, or a list of completions for a list of prompts.
         num_beams > 1: beam search; draft: speculative decoding with that (smaller) model."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        ids = self.tokenizer.encode_batch(prompts)
+        texts = self.generate_ids(self.tokenizer.encode_batch(prompts), max_new_tokens, temperature, top_k, top_p,
+                                  seed, num_beams, length_penalty, draft, speculative_k)
+        return texts[0] if isinstance(prompt, str) else texts
+
+    def chat(self, message: str, system: str | None = None, **generate_kw) -> str:
+        """The reply to one user turn, through the checkpoint's own chat template (only the reply)."""
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return self.generate_ids([ids], **generate_kw)[0].strip()
+
+    def generate_ids(self, ids: list[list[int]], max_new_tokens: int = 64, temperature: float = 0.0,
+                     top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                     num_beams: int = 1, length_penalty: float = 1.0, draft: LLM | None = None,
+                     speculative_k: int = 4) -> list[str]:
+        """Completion texts for prompts given as token ids."""
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
         if num_beams > 1:
@@ -77,15 +95,19 @@ class LLM:
                                             self.stop_ids)[0] for p in ids]
         else:
             outputs = generate_ids(self.model, ids, max_new_tokens, sampling, self.stop_ids, pad)
-        texts = [self.tokenizer.decode(out) for out in outputs]
-        return texts[0] if isinstance(prompt, str) else texts
+        return [self.tokenizer.decode(out) for out in outputs]
 
 
-def _stop_ids(cfg, tokenizer: Tokenizer, generation_config: dict) -> set[int]:
-    """eos ids from generation_config.json, the model config and the tokenizer, plus ChatML's end."""
-    ids: set[int] = set()
-    for value in (generation_config.get("eos_token_id"), cfg.eos_token_id, tokenizer.eos_id,
-                  tokenizer.token_id("<|im_end|>")):
-        values = value if isinstance(value, list) else [value]
-        ids.update(v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-    return ids
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "fp32": torch.float32, "float32": torch.float32}
+
+
+def resolve_dtype(spec: torch.dtype | str | None) -> torch.dtype | None:
+    """None for "auto" (the checkpoint's own dtype), else the torch dtype named."""
+    if spec is None or isinstance(spec, torch.dtype):
+        return spec
+    if spec == "auto":
+        return None
+    if spec not in DTYPES:
+        raise LlmkitError(f"--dtype {spec!r}: choose auto, bf16, fp16 or fp32")
+    return DTYPES[spec]

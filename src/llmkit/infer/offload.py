@@ -144,7 +144,7 @@ class LayerStreamer:
         self.stats.max_resident_blocks = max(self.stats.max_resident_blocks, len(self.resident) + len(self.pending))
 
 
-def load_streaming(checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = torch.float32,
+def load_streaming(checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | None = None,
                    prefetch: bool = True) -> tuple[nn.Module, LayerStreamer]:
     """A model whose blocks stream from the checkpoint on disk; everything else is loaded now."""
     path, device = Path(checkpoint_dir), torch.device(device)

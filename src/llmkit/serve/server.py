@@ -25,9 +25,10 @@ API_KEY_ENV = "LLMKIT_API_KEY"
 
 def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str | None = None,
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
-                engine_config: EngineConfig | None = None, device: str = "cpu", **limits) -> ServerState:
+                engine_config: EngineConfig | None = None, device: str = "cpu", dtype: str = "auto",
+                **limits) -> ServerState:
     """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs."""
-    llm = llm or LLM.load(checkpoint, device=device)
+    llm = llm or LLM.load(checkpoint, device=device, dtype=dtype)
     if device == "cpu":
         decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
     config = engine_config or EngineConfig()
