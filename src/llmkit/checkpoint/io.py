@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from llmkit.checkpoint.hf_config import from_hf_config, hf_family, to_hf_config
 from llmkit.checkpoint.keymaps import from_hf_tensor, to_hf_state_dict
+from llmkit.checkpoint.safetensors_map import mapped_tensors
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir, write_json
 from llmkit.model import ModelConfig, build_model
@@ -105,12 +105,7 @@ def _read_tensors(file: Path):
     if file.suffix == ".bin":
         yield from _read_torch_file(file).items()
         return
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            for name in handle.keys():
-                yield name, handle.get_tensor(name)
-    except SafetensorError as err:
-        raise LlmkitError(f"weights file {file} is corrupt or not safetensors ({err})") from None
+    yield from mapped_tensors(file)  # views of the mapped file: the weights are not copied
 
 
 def _read_torch_file(file: Path) -> dict:
