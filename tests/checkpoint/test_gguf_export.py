@@ -43,3 +43,25 @@ def test_gguf_reads_back(trained_small, tmp_path, kind, qtype, tolerance):
 def test_rotary_interleave_pairs_each_half_with_its_partner():
     rows = torch.arange(8.0)[:, None]  # one head of dim 8: rows 0-3 first halves, 4-7 second halves
     assert rotary_interleave(rows, 1).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+
+
+def test_chat_template_pre_tokenizer_and_bos_travel(tiny_checkpoint, tmp_path):
+    """The template is found in chat_template.jinja when tokenizer_config.json has none."""
+    import json
+    import shutil
+
+    source = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, source)
+    config = json.loads((source / "tokenizer_config.json").read_text())
+    template = config.pop("chat_template")
+    config["add_bos_token"] = True
+    (source / "tokenizer_config.json").write_text(json.dumps(config))
+    (source / "chat_template.jinja").write_text(template)
+    out = tmp_path / "m.gguf"
+    assert main(["export", "gguf", "--checkpoint", str(source), "--out", str(out)]) == 0
+    reader = gguf.GGUFReader(str(out))
+    field = reader.fields["tokenizer.chat_template"]
+    assert bytes(field.parts[field.data[0]]).decode() == template
+    bos = reader.fields["tokenizer.ggml.add_bos_token"]
+    assert bool(bos.parts[bos.data[0]][0]) is True
+    assert "tokenizer.ggml.pre" in reader.fields

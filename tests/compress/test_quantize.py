@@ -145,3 +145,16 @@ def test_dynamic_int8_matmul_matches_its_formula():
     x_scale = x.abs().amax(1, keepdim=True) / 127
     want = (torch.round(x / x_scale) * x_scale) @ (codes * scale).T  # dequantised both sides, float math
     assert torch.allclose(module(x), want, atol=1e-4)
+
+
+def test_the_default_group_size_divides_real_shapes():
+    """SmolLM2-135M's 576 inputs do not split into groups of 128: the default takes 64 and says so."""
+    from llmkit.compress.quantize import quantize_model
+    from llmkit.errors import LlmkitError
+    from llmkit.model import build_model, named_config
+
+    cfg = named_config("tiny-llama").replace(d_model=192, n_head=4, n_kv_head=2, d_ff=576, vocab_size=64)
+    torch.manual_seed(0)
+    assert quantize_model(build_model(cfg, "cpu"), "int4").group_size == 64
+    with pytest.raises(LlmkitError, match="use --group-size 64"):
+        quantize_model(build_model(cfg, "cpu"), "int4", 128)

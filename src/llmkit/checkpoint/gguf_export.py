@@ -19,6 +19,7 @@ import torch
 from llmkit.checkpoint.io import load_checkpoint
 from llmkit.errors import LlmkitError
 from llmkit.fileio import check_output_file
+from llmkit.tokenizer import Tokenizer
 
 TYPES = ("f16", "q8_0", "q4_0")
 BLOCK_NAMES = {"attn_norm": "attn_norm", "attn.q_proj": "attn_q", "attn.k_proj": "attn_k", "attn.v_proj": "attn_v",
@@ -71,7 +72,7 @@ def _add_tokenizer(writer, checkpoint: Path, cfg) -> None:
         tokens[index] = token
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"].get("merges", [])]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(pre_tokenizer_name(spec))
     writer.add_token_list(tokens)
     writer.add_token_types([3 if t in specials else 1 for t in tokens])  # 3: control, 1: normal
     writer.add_token_merges(merges)
@@ -79,10 +80,37 @@ def _add_tokenizer(writer, checkpoint: Path, cfg) -> None:
                           ("add_pad_token_id", cfg.pad_token_id)):
         if value is not None:
             getattr(writer, setter)(value)
-    config = checkpoint / "tokenizer_config.json"
-    template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
-    if isinstance(template, str):
-        writer.add_chat_template(template)
+    tokenizer = Tokenizer.from_dir(checkpoint)  # the chat template from tokenizer_config.json or chat_template.jinja
+    if isinstance(tokenizer.config.get("chat_template"), str):
+        writer.add_chat_template(tokenizer.config["chat_template"])
+    writer.add_add_bos_token(adds_bos(spec, tokenizer.config))
+
+
+# Pre-tokenizer split patterns of tokenizer.json -> llama.cpp's names for them (its converter finds
+# the same by hashing the tokenization of a test text).
+PRE_TOKENIZERS = {
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "llama-bpe",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "qwen2",
+}
+
+
+def pre_tokenizer_name(spec: dict) -> str:
+    """llama.cpp's name for the tokenizer's pre-tokenizer (Llama 3's or Qwen2's split), else "default"."""
+    pre = spec.get("pre_tokenizer") or {}
+    for step in [pre, *pre.get("pretokenizers", [])]:
+        pattern = (step.get("pattern") or {}).get("Regex") if isinstance(step, dict) else None
+        if pattern in PRE_TOKENIZERS:
+            return PRE_TOKENIZERS[pattern]
+    return "default"
+
+
+def adds_bos(spec: dict, config: dict) -> bool:
+    """Whether encoding starts with bos: tokenizer_config's add_bos_token, else the post-processor's template."""
+    if isinstance(config.get("add_bos_token"), bool):
+        return config["add_bos_token"]
+    single = ((spec.get("post_processor") or {}).get("single") or [])
+    first = single[0] if single else {}
+    return "SpecialToken" in first
 
 
 def export_gguf(checkpoint: str | Path, out_file: str | Path, kind: str = "f16", overwrite: bool = False) -> Path:

@@ -226,3 +226,17 @@ def _gemma_fields(cfg: ModelConfig, family: str) -> dict[str, Any]:
     sliding = {"rope_type": "default", "rope_theta": cfg.rope_local_theta}
     return d | {"rope_parameters": {"full_attention": full, "sliding_attention": sliding},
                 "rope_local_base_freq": cfg.rope_local_theta}
+
+
+def resolve_config(spec: str) -> ModelConfig:
+    """A named config (`llmkit models`), a checkpoint directory's config, or a config.json file."""
+    from pathlib import Path
+
+    from llmkit.fileio import read_json_object
+    from llmkit.model import named_config
+
+    path = Path(spec)
+    if path.is_dir() or path.suffix == ".json":
+        config_file = path / "config.json" if path.is_dir() else path
+        return from_hf_config(read_json_object(config_file), name=path.name if path.is_dir() else path.stem)
+    return named_config(spec)

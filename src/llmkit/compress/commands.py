@@ -8,7 +8,7 @@ from llmkit.fileio import atomic_dir, check_output
 
 
 def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", "awq", "nf4", "dynamic-int8"] = "int8",
-             group_size: int = 128, calib: str | None = None, calib_windows: int = 32, calib_len: int = 128,
+             group_size: int | None = None, calib: str | None = None, calib_windows: int = 32, calib_len: int = 128,
              overwrite: bool = False) -> None:
     """Quantize a checkpoint's block Linears and save a checkpoint that `generate`, `serve` and `chat` load.
 
@@ -21,7 +21,8 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
         checkpoint: HF-layout checkpoint directory with its tokenizer.
         out: output directory (compression.json + compressed.safetensors + config + tokenizer).
         method: quantization method.
-        group_size: inputs per scale for int4/gptq/awq (int8 is per channel).
+        group_size: inputs per scale for int4/gptq/awq (int8 is per channel); default: 128, or the largest
+            of 64 and 32 that divides every layer's inputs (the choice is printed).
         calib: calibration text for gptq/awq: a prepared data directory, .txt or .jsonl ("text" field).
         calib_windows: how many token windows of calibration text to use.
         calib_len: tokens per calibration window.
@@ -42,7 +43,9 @@ def quantize(checkpoint: str, out: str, method: Literal["int8", "int4", "gptq", 
     cfg = quantize_model(model, method, group_size, batches)
     save_compressed(model, out, method, tokenizer, overwrite)
     size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
-    print(f"{method}: {len(cfg.modules)} Linears quantized; {size(checkpoint) / 2**20:.1f} MiB -> "
+    groups = f" in groups of {cfg.group_size}" + (" (chosen: it divides every layer)" if group_size is None else "")
+    print(f"{method}: {len(cfg.modules)} Linears quantized{groups if cfg.bits == 4 else ''}; "
+          f"{size(checkpoint) / 2**20:.1f} MiB -> "
           f"{size(out) / 2**20:.1f} MiB on disk -> {out}")
 
 

@@ -48,9 +48,32 @@ class QuantConfig:
         return 0 if self.bits == 8 else self.group_size
 
 
-def quantize_model(model: nn.Module, method: str, group_size: int = 128,
+GROUP_SIZES = (128, 64, 32)  # the usual int4 groups, largest first
+
+
+def choose_group_size(model: nn.Module, modules: list[str], requested: int | None) -> int:
+    """`requested` if it divides every quantized Linear's inputs (an error naming the layer if not);
+    without one, the largest of 128, 64, 32 that divides them all (real shapes such as SmolLM2's 576
+    inputs do not split into 128s)."""
+    widths = {name: model.get_submodule(name).in_features for name in modules}
+    if requested is not None:
+        bad = next((n for n, w in widths.items() if w % requested), None)
+        if bad is not None:
+            fits = [g for g in GROUP_SIZES if all(w % g == 0 for w in widths.values())]
+            hint = f"use --group-size {fits[0]}" if fits else "no common group size fits; use int8"
+            raise LlmkitError(f"{bad} has {widths[bad]} inputs, not a multiple of --group-size {requested}; {hint}")
+        return requested
+    for size in GROUP_SIZES:
+        if all(w % size == 0 for w in widths.values()):
+            return size
+    raise LlmkitError(f"no group size of {GROUP_SIZES} divides every layer's inputs ({sorted(set(widths.values()))}); "
+                      "pass --group-size N that does, or use int8")
+
+
+def quantize_model(model: nn.Module, method: str, group_size: int | None = None,
                    calibration: Iterable[torch.Tensor] | None = None) -> QuantConfig:
-    """Swap every block Linear for a QuantLinear in place; returns the recorded config."""
+    """Swap every block Linear for a QuantLinear in place; returns the recorded config. Without a
+    group size, int4 methods take the largest common one (choose_group_size)."""
     if method not in METHODS:
         raise LlmkitError(f"unknown quantization method {method!r}; choose one of {', '.join(METHODS)}")
     if method in NEEDS_CALIBRATION and calibration is None:
@@ -58,7 +81,9 @@ def quantize_model(model: nn.Module, method: str, group_size: int = 128,
     # int8 also takes the output head when it is not tied to the embeddings: at batch-1 decode the
     # head is read every token (a vocabulary-sized matrix), and int8 costs it no measurable quality
     skip = ("lm_head",) if method not in ("int8", "dynamic-int8") or model.cfg.tie_embeddings else ()
-    cfg = QuantConfig(method, group_size, linear_targets(model, skip))
+    targets = linear_targets(model, skip)
+    grouped = method in ("int4", "gptq", "awq")
+    cfg = QuantConfig(method, choose_group_size(model, targets, group_size) if grouped else group_size or 128, targets)
 
     def convert(name: str, stats: LinearInputStats | None) -> None:
         linear = model.get_submodule(name)

@@ -63,7 +63,7 @@ def decode_tokens_per_s(model, new_tokens: int = 64, prompt_len: int = 16) -> fl
 
 def _compress(model, method: str, calib: list[torch.Tensor]) -> None:
     if method in ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8"):
-        quantize_model(model, method, 128, calib)
+        quantize_model(model, method, None, calib)
     elif method in ("magnitude", "wanda", "sparsegpt"):
         prune_model(model, method, 0.5, None, calib)
     elif method.endswith("-2:4"):

@@ -28,7 +28,7 @@ def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str =
     are in llmkit/train/planner.py (validated against measured CPU runs within 15%).
 
     Args:
-        model: named config (see `llmkit models`).
+        model: named config (see `llmkit models`), a checkpoint directory, or its config.json.
         seq_len: training sequence length.
         micro_batch: sequences per device per micro-batch.
         precision: fp32, bf16 or fp16 (activations and the KV cache).
@@ -40,10 +40,11 @@ def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str =
         mfu: assumed model FLOPs utilisation.
         tokens: the training token budget.
     """
-    from llmkit.model import named_config
     from llmkit.train.planner import Hardware, format_plan, plan as make_plan
 
-    cfg = named_config(model)
+    from llmkit.checkpoint.hf_config import resolve_config
+
+    cfg = resolve_config(model)
     hw = Hardware(memory_gb=gpu_memory_gb, devices_per_node=gpus_per_node, nodes=nodes, peak_tflops=peak_tflops,
                   price_per_device_hour=price, mfu=mfu)
     print(format_plan(cfg, make_plan(cfg, seq_len, micro_batch, precision, hw, tokens), hw, tokens))

@@ -6,7 +6,6 @@ on one process or many (torchrun). Outputs:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from llmkit.dist.context import DistContext, init_distributed
 from llmkit.dist.parallelize import parallelize
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
-from llmkit.model import ModelConfig, build_model, count_parameters, named_config
+from llmkit.model import ModelConfig, build_model, count_parameters
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint, weights_finite
 from llmkit.train.config import PretrainConfig
@@ -30,16 +29,9 @@ from llmkit.train.trainer import Trainer
 def resolve_model_config(spec: str, tokenizer: Tokenizer, announce) -> ModelConfig:
     """A named config, a config.json, or a checkpoint directory's config; vocabulary and special
     token ids follow the data's tokenizer."""
-    path = Path(spec)
-    if path.is_dir() or path.suffix == ".json":
-        from llmkit.checkpoint.hf_config import from_hf_config
+    from llmkit.checkpoint.hf_config import resolve_config
 
-        config_file = path / "config.json" if path.is_dir() else path
-        if not config_file.is_file():
-            raise LlmkitError(f"--model {spec}: no config.json there")
-        cfg = from_hf_config(json.loads(config_file.read_text()), name=path.stem)
-    else:
-        cfg = named_config(spec)
+    cfg = resolve_config(spec)
     if cfg.vocab_size != tokenizer.vocab_size:
         announce(f"model {cfg.name}: vocabulary {cfg.vocab_size:,} -> {tokenizer.vocab_size:,} to match the data's tokenizer")
     specials = tokenizer.special_ids()
