@@ -5,6 +5,7 @@ import torch
 
 # Two cores: one intra-op thread per pytest-xdist worker avoids oversubscription.
 torch.set_num_threads(int(os.environ.get("LLMKIT_TEST_THREADS", "1")))
+os.environ.setdefault("LLMKIT_THREADS", os.environ.get("LLMKIT_TEST_THREADS", "1"))  # the CLI's own default
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -37,6 +37,7 @@ VERBS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
         "report": ("llmkit.eval.commands:compression_report", "Compare compression methods: size, speed, perplexity"),
         "distill": ("llmkit.compress.commands:distill", "Distil a teacher checkpoint into a student model (logit KD)"),
     },
+    "convert": ("llmkit.checkpoint.commands:convert", "Convert a GGUF file (llama.cpp) into an HF-layout checkpoint"),
     "export": {
         "gguf": ("llmkit.checkpoint.commands:export_gguf", "Write a checkpoint as GGUF (f16, q8_0, q4_0) for llama.cpp"),
     },
@@ -58,7 +59,8 @@ NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:fi
 
 
 def _usage(prefix: str, table: dict) -> str:
-    lines = [f"usage: {prefix} VERB [--help] [FLAGS]", "", "verbs:"]
+    lines = [f"usage: {prefix} VERB [--help] [FLAGS] [--threads N]", "",
+             "--threads N (any verb): torch CPU threads; default: the CPUs this process may use", "", "verbs:"]
     for name, entry in table.items():
         summary = entry[1] if isinstance(entry, tuple) else f"{', '.join(entry)} (see `{prefix} {name} --help`)"
         lines.append(f"  {name:<12} {summary}")
@@ -84,11 +86,32 @@ def _resolve(argv: list[str]) -> tuple[str, str, list[str]] | int:
         table = entry
 
 
+def _pop_threads(args: list[str]) -> tuple[int | None, list[str]] | str:
+    """--threads N (or --threads=N) taken out of the verb's arguments; a message when N is bad."""
+    for i, arg in enumerate(args):
+        if arg == "--threads" or arg.startswith("--threads="):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            rest = args[:i] + args[i + (1 if "=" in arg else 2):]
+            if not value.isdigit() or int(value) < 1:
+                return f"--threads needs a positive whole number, got {value!r}"
+            return int(value), rest
+    return None, args
+
+
 def main(argv: list[str] | None = None) -> int:
     resolved = _resolve(sys.argv[1:] if argv is None else list(argv))
     if isinstance(resolved, int):
         return resolved
     target, prog, rest = resolved
+    threads = _pop_threads(rest)
+    if isinstance(threads, str):
+        print(f"{prog}: error: {threads}", file=sys.stderr)
+        return 2
+    threads, rest = threads
+    if "-h" not in rest and "--help" not in rest:
+        from llmkit.host_cpus import set_torch_threads
+
+        set_torch_threads(threads)
     module_name, function_name = target.split(":")
     import tyro
 

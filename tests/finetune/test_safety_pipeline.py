@@ -77,7 +77,7 @@ def test_safety_rlhf_with_a_safety_reward_model(tiny_checkpoint, tmp_path):
                  "--max-steps", "100", "--optim.lr", "3e-3", *COMMON]) == 0
     assert main(["reward", "train", "--checkpoint", str(tmp_path / "start" / "final"), "--data", str(sets["preferences"]),
                  "--out", str(tmp_path / "rm"), "--max-steps", "100", "--batch.batch_size", "8", "--batch.seq_len", "128",
-                 "--optim.lr", "3e-3", "--held-out", "0.2", "--no-progress"]) == 0
+                 "--optim.lr", "3e-3", "--held-out", "0.2", "--schedule.warmup-steps", "100", "--no-progress"]) == 0
     assert json.loads((tmp_path / "rm" / "summary.json").read_text())["pairwise_accuracy_after"] >= 0.8
     rm_run = ppo(tmp_path, sets, "rm_ppo", "--reward-model", str(tmp_path / "rm" / "final"))
     # PPO raises the safety reward model's score (on held-out prompts). On this tiny model it does so
@@ -90,6 +90,6 @@ def ppo(tmp_path, sets, name, *reward):
     assert main(["align", "--method", "ppo", "--checkpoint", str(tmp_path / "start" / "final"), "--data",
                  str(sets["rl_prompts"]), *reward, "--out", str(tmp_path / name), "--max-steps", "60",
                  "--batch.batch_size", "8", "--max-new-tokens", "48", "--optim.lr", "3e-2", "--kl-coef", "0.01",
-                 "--schedule.kind", "constant", "--held-out", "0.25", "--no-progress",
+                 "--schedule.kind", "constant", "--schedule.warmup-steps", "100", "--held-out", "0.25", "--no-progress",
                  "--lora.target-modules", "q_proj", "v_proj", "up_proj", "down_proj"]) == 0
     return json.loads((tmp_path / name / "summary.json").read_text())

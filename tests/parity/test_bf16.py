@@ -6,7 +6,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.infer import generate_ids
-from llmkit.infer.llm import resolve_dtype
+from llmkit.checkpoint.io import resolve_dtype
 from tests.parity.hf_models import hf_greedy, hf_tiny
 
 pytestmark = pytest.mark.parity

@@ -89,3 +89,15 @@ def test_a_longer_max_steps_continues_a_finished_run(short_run, prepared_data):
                  "--max-steps", "5", "--save-every", "2", "--resume", "auto", *BASE]) == 0
     steps = [json.loads(line)["step"] for line in (short_run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]
+
+
+def test_a_default_warmup_shrinks_to_a_tenth_of_a_short_run(capsys):
+    from llmkit.train.config import PretrainConfig, ScheduleConfig
+    from llmkit.train.schedules import shorten_default_warmup
+
+    short = PretrainConfig(max_steps=30)
+    assert "using 3" in shorten_default_warmup(short) and short.schedule.warmup_steps == 3
+    chosen = PretrainConfig(max_steps=30, schedule=ScheduleConfig(warmup_steps=100))
+    assert shorten_default_warmup(chosen) is None and chosen.schedule.warmup_steps == 100
+    long = PretrainConfig(max_steps=5000)
+    assert shorten_default_warmup(long) is None and long.schedule.warmup_steps == 100

@@ -49,11 +49,30 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def load_config(checkpoint_dir: str | Path) -> ModelConfig:
     path = Path(checkpoint_dir)
+    if path.suffix == ".gguf" and path.is_file():
+        from llmkit.checkpoint.gguf_import import gguf_config
+
+        return gguf_config(path)
     if not path.is_dir():
         raise LlmkitError(f"checkpoint directory {path} does not exist")
     cfg = from_hf_config(read_json(path / "config.json"), name=path.name)
     check_fits_in_memory(cfg, path)
     return cfg
+
+
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "fp32": torch.float32, "float32": torch.float32}
+
+
+def resolve_dtype(spec: torch.dtype | str | None) -> torch.dtype | None:
+    """None for "auto" (the checkpoint's own dtype), else the torch dtype named."""
+    if spec is None or isinstance(spec, torch.dtype):
+        return spec
+    if spec == "auto":
+        return None
+    if spec not in DTYPES:
+        raise LlmkitError(f"--dtype {spec!r}: choose auto, bf16, fp16 or fp32")
+    return DTYPES[spec]
 
 
 MAX_LAYERS = 4096  # far beyond any published model; building more modules alone takes minutes
@@ -139,8 +158,11 @@ def warn_non_finite(state: dict[str, torch.Tensor], path: Path) -> list[str]:
 
 def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cpu",
                     dtype: torch.dtype | None = None) -> nn.Module:
-    """A model with the checkpoint's weights; `model.cfg` is its ModelConfig."""
+    """A model with the checkpoint's weights; `model.cfg` is its ModelConfig. A .gguf file is converted
+    in memory (nothing is written)."""
     path = Path(checkpoint_dir)
+    if path.suffix == ".gguf" and path.is_file():
+        return _load_gguf(path, device, dtype)
     cfg = load_config(path)
     family = hf_family(cfg)
     model = build_model(cfg)  # meta: no memory until weights are assigned
@@ -154,6 +176,21 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
     _check_complete(state, expected, cfg, path)
     warn_non_finite(state, path)
     model.load_state_dict(state, strict=False, assign=True)
+    model.tie_weights()
+    return model
+
+
+def _load_gguf(path: Path, device, dtype) -> nn.Module:
+    from llmkit.checkpoint.gguf_import import read_gguf
+
+    cfg, state, _, _ = read_gguf(path, dtype)
+    check_fits_in_memory(cfg, path)
+    model = build_model(cfg)
+    expected = model.state_dict()
+    for name, value in state.items():
+        _check_shape(name, value, expected, path)
+    _check_complete(state, expected, cfg, path)
+    model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=False, assign=True)
     model.tie_weights()
     return model
 

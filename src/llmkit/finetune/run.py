@@ -68,8 +68,9 @@ class FinetuneConfig(PretrainConfig):
     """The pre-training loop's settings (optimizer, schedule, batch, precision...) plus what to tune.
     `data` is a JSONL file of conversations; `batch.seq_len` caps each example's length."""
 
-    checkpoint: str = ""  # HF-layout checkpoint directory with its tokenizer
-    out: str = "runs/finetune"
+    checkpoint: str = ""  # HF-layout checkpoint directory (or .gguf file) with its tokenizer
+    data: str = ""  # JSONL of conversations ({"messages": [...]}) or {"prompt", "answer"} records; loss on the answers
+    out: str = "runs/finetune"  # output directory: final/ (merged model), adapter/, metrics.jsonl, checkpoints/
     # qlora: frozen base in NF4, LoRA on top; prompt / ptuning: frozen model, trained soft prompt
     # adapter: Houlsby bottleneck adapters; prefix: per-layer trained key/value prefixes
     method: Literal["full", "lora", "qlora", "dora", "ia3", "adapter", "prefix", "prompt", "ptuning"] = "lora"
@@ -81,10 +82,10 @@ class FinetuneConfig(PretrainConfig):
     pack: bool = False  # pack several conversations per row, attention kept within each (decoder models)
     # safety context distillation: answer these prompts (JSONL with "prompt") under --preprompt, then
     # fine-tune on the answers without it; --data is then not needed
-    context_prompts: str = ""
-    preprompt: str = SAFETY_PREPROMPT
-    context_max_new_tokens: int = 48
-    max_steps: int = 200
+    context_prompts: str = ""  # JSONL of prompts for safety context distillation (then --data is not needed)
+    preprompt: str = SAFETY_PREPROMPT  # the safety pre-prompt whose effect context distillation moves into the model
+    context_max_new_tokens: int = 48  # length of each answer generated under the pre-prompt
+    max_steps: int = 200  # optimizer steps to train (each of --batch.batch_size x --batch.grad_accum examples)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
 

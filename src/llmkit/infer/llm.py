@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint
+from llmkit.checkpoint.io import resolve_dtype
 from llmkit.compress.checkpoint import is_compressed, load_compressed
 from llmkit.errors import LlmkitError
 from llmkit.fileio import read_json_object
@@ -59,7 +60,7 @@ class LLM:
             model = torch.compile(model, dynamic=True)
         tokenizer = Tokenizer.from_dir(path)
         gen_file = path / "generation_config.json"
-        gen = read_json_object(gen_file) if gen_file.is_file() else {}
+        gen = read_json_object(gen_file) if gen_file.is_file() else {}  # a .gguf file: its eos is in the config
         return cls(model, tokenizer, checkpoint_stop_ids(model.cfg, tokenizer, gen))
 
     def generate(self, prompt: str | list[str], max_new_tokens: int = 64, temperature: float = 0.0,
@@ -98,16 +99,3 @@ class LLM:
         return [self.tokenizer.decode(out) for out in outputs]
 
 
-DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-          "fp32": torch.float32, "float32": torch.float32}
-
-
-def resolve_dtype(spec: torch.dtype | str | None) -> torch.dtype | None:
-    """None for "auto" (the checkpoint's own dtype), else the torch dtype named."""
-    if spec is None or isinstance(spec, torch.dtype):
-        return spec
-    if spec == "auto":
-        return None
-    if spec not in DTYPES:
-        raise LlmkitError(f"--dtype {spec!r}: choose auto, bf16, fp16 or fp32")
-    return DTYPES[spec]

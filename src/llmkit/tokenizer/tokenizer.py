@@ -39,7 +39,12 @@ class Tokenizer:
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> Tokenizer:
+        """From a checkpoint directory, or from a .gguf file's metadata."""
         path = Path(directory)
+        if path.suffix == ".gguf" and path.is_file():
+            from llmkit.tokenizer.gguf_vocab import tokenizer_from_gguf_file
+
+            return tokenizer_from_gguf_file(path)
         if not (path / BACKEND_FILE).is_file():
             raise LlmkitError(f"no {BACKEND_FILE} in {path}: train one with `llmkit tokenizer train` or copy the model's")
         try:

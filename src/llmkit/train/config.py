@@ -21,7 +21,7 @@ class OptimConfig:
 @dataclass
 class ScheduleConfig:
     kind: Literal["cosine", "wsd", "linear", "constant"] = "cosine"
-    warmup_steps: int = 100
+    warmup_steps: int | None = None  # None: 100, or 10% of a run shorter than 1,000 steps
     min_lr_ratio: float = 0.1  # the floor the decay ends at, as a fraction of lr
     decay_fraction: float = 0.2  # wsd: the last fraction of steps that decays
 

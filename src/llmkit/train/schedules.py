@@ -12,10 +12,13 @@ import math
 
 from llmkit.train.config import ScheduleConfig
 
+DEFAULT_WARMUP = 100
+
 
 def lr_multiplier(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+    warmup = DEFAULT_WARMUP if cfg.warmup_steps is None else cfg.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
     floor = cfg.min_lr_ratio
     if cfg.kind == "constant":
         return 1.0
@@ -29,3 +32,16 @@ def lr_multiplier(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
     if cfg.kind == "linear":
         return 1.0 - (1.0 - floor) * progress
     return floor + (1.0 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def shorten_default_warmup(cfg) -> str | None:
+    """Resolve the default warmup: 100 steps, or 10% of a shorter run (a 100-step warmup in a 30-step
+    run never reaches the learning rate asked for). Returns a notice when it was shortened. A warmup
+    given explicitly is kept."""
+    if cfg.schedule.warmup_steps is not None:
+        return None
+    cfg.schedule.warmup_steps = min(DEFAULT_WARMUP, max(1, cfg.max_steps // 10))
+    if cfg.schedule.warmup_steps == DEFAULT_WARMUP:
+        return None
+    return (f"the default warmup of {DEFAULT_WARMUP} steps is longer than 10% of --max-steps {cfg.max_steps}: "
+            f"using {cfg.schedule.warmup_steps} (set --schedule.warmup-steps to choose)")

@@ -24,7 +24,7 @@ from llmkit.train.config import PretrainConfig
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
 from llmkit.train.precision import Precision
-from llmkit.train.schedules import lr_multiplier
+from llmkit.train.schedules import lr_multiplier, shorten_default_warmup
 from llmkit.train.state import claim_run_dir
 from llmkit.train.task import IGNORE_INDEX
 
@@ -98,6 +98,9 @@ class Trainer:
         self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
         if out is not None:
             claim_run_dir(cfg, out, ctx)
+        notice = shorten_default_warmup(cfg)
+        if notice and ctx.is_main and cfg.progress:
+            print(f"[train] {notice}", flush=True)
         self.pipeline = pipeline  # a PipelineRunner when --parallel.pp > 1; the model is then its stage
         self.val_loader_factory = val_loader_factory
         self.optimizer = optimizer or build_optimizer(model, cfg)
