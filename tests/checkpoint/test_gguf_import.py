@@ -92,3 +92,57 @@ def test_unknown_architecture_is_named(tmp_path):
     writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
     code = main(["convert", "--input", str(tmp_path / "x.gguf"), "--out", str(tmp_path / "o")])
     assert code == 2
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen3", "tiny-gemma2", "tiny-gemma3", "tiny-phi3", "tiny-olmo2", "tiny-gpt2"])
+def test_each_family_converts_to_the_same_logits(name, tmp_path, tiny_tokenizer):
+    from tests.checkpoint.gguf_files import write_family_gguf
+
+    tok = tiny_tokenizer
+    # Gemma's alternating layers use a window shorter than the test sequence; Gemma 3's local base differs
+    cfg = named_config(name).replace(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id, bos_token_id=tok.bos_id,
+                                     pad_token_id=tok.pad_id, n_layer=6 if "gemma3" in name else 4,
+                                     **({"sliding_window": 8} if "gemma" in name else {}),
+                                     **({"layer_types": None} if "gemma3" in name else {}))
+    if "gemma3" in name:
+        from llmkit.model.named_configs import alternating
+
+        cfg = cfg.replace(layer_types=alternating(6, 6))
+    torch.manual_seed(0)
+    model = build_model(cfg, "cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # norms away from 1, so a lost Gemma offset would show
+    save_checkpoint(model, tmp_path / "src", tokenizer=tok)
+    write_family_gguf(model, tmp_path / "src", tmp_path / "m.gguf")
+    converted = load_checkpoint(tmp_path / "m.gguf", dtype=torch.float32).eval()
+    tokens = torch.randint(0, cfg.vocab_size, (2, 20), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (converted(tokens) - model.eval()(tokens)).abs().max() < 1e-4
+
+
+def test_sentencepiece_vocabulary_tokenizes_like_transformers(tmp_path):
+    """A Llama-style SentencePiece vocabulary (scores, byte tokens, no merges in the file)."""
+    import transformers
+    from tokenizers import SentencePieceBPETokenizer
+
+    from tests.conftest import SAMPLE_TEXT
+
+    trained = SentencePieceBPETokenizer()
+    trained.train_from_iterator([SAMPLE_TEXT], vocab_size=400, min_frequency=1, show_progress=False)
+    pieces = sorted(trained.get_vocab().items(), key=lambda item: item[1])
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in pieces]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    writer = gguf.GGUFWriter(str(tmp_path / "spm.gguf"), "llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * 259 + [-float(i) for i in range(len(pieces))])
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1), writer.add_eos_token_id(2), writer.add_unk_token_id(0)
+    writer.add_tensor("token_embd.weight", np.zeros((len(tokens), 8), dtype=np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    ours = Tokenizer.from_dir(tmp_path / "spm.gguf")
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="spm.gguf")
+    for text in (TEXT, "The quick brown fox jumps.", "  two leading spaces"):
+        assert ours.encode(text) == theirs(text)["input_ids"], text
+    assert ours.decode(ours.encode("The list")) == "The list"

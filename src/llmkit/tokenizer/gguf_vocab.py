@@ -63,17 +63,28 @@ def recover_merges(tokens: list[str], scores: list[float]) -> list[tuple[str, st
 
 
 def _sentencepiece(meta: dict[str, Any]) -> Backend:
+    """SentencePiece BPE. Spaces become ▁ through Metaspace (one ▁ before the text unless it
+    starts with one), except for Phi-3, whose tokenizer.json always prepends one; Gemma files spell
+    runs of spaces with real spaces and rank merges by file order, not by score."""
+    arch = meta.get("general.architecture", "llama")
     tokens = list(meta["tokenizer.ggml.tokens"])
     scores = meta.get("tokenizer.ggml.scores") or [0.0] * len(tokens)
+    if arch.startswith("gemma"):
+        tokens = ["▁" * len(t) if t and not t.strip(" ") else t for t in tokens]
+        scores = [-float(i) for i in range(len(tokens))]
     merges = ([tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]] if meta.get("tokenizer.ggml.merges")
               else recover_merges(tokens, scores))
     unk = meta.get("tokenizer.ggml.unknown_token_id")
     vocab = {token: index for index, token in enumerate(tokens)}
     backend = Backend(BPE(vocab, merges, unk_token=None if unk is None else tokens[unk], fuse_unk=True,
                           byte_fallback=True))
-    prefix = meta.get("tokenizer.ggml.add_space_prefix", True)
-    steps = [normalizers.Prepend("\u2581")] if prefix else []
-    backend.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "\u2581")])
+    prefix = meta.get("tokenizer.ggml.add_space_prefix", not arch.startswith("gemma"))
+    if arch == "phi3":
+        steps = [normalizers.Prepend("\u2581")] if prefix else []
+        backend.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "\u2581")])
+    else:
+        backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first" if prefix
+                                                         else "never", split=False)
     backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
                                          *([decoders.Strip(" ", 1, 0)] if prefix else [])])
     return backend
@@ -118,4 +129,4 @@ def tokenizer_from_gguf_file(path) -> Tokenizer:
 
     reader = gguf.GGUFReader(str(path))
     return tokenizer_from_gguf({name: field.contents() for name, field in reader.fields.items()
-                                if name.startswith("tokenizer.")})
+                                if name.startswith("tokenizer.") or name == "general.architecture"})
