@@ -23,12 +23,12 @@ class LinearInputStats:
         self.sample: torch.Tensor | None = None
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).double().cpu()  # (N, in)
-        self.hessian += x.T @ x
-        self.abs_sum += x.abs().sum(0)
+        x = x.detach().reshape(-1, x.shape[-1]).float().cpu()  # (N, in)
+        self.hessian += (x.T @ x).double()  # each batch's product in fp32 (fast); the running sum in fp64
+        self.abs_sum += x.abs().sum(0).double()
         self.n += len(x)
         if sum(len(r) for r in self.rows) < self.keep_rows:
-            self.rows.append(x.float())
+            self.rows.append(x)
 
     def finish(self) -> LinearInputStats:
         self.hessian /= max(self.n, 1)
@@ -94,11 +94,45 @@ def block_groups(names: list[str]) -> list[list[str]]:
     return groups
 
 
+def _blockwise(model: nn.Module, names: list[str]) -> bool:
+    """Whether blocks can be calibrated one at a time: a decoder whose targets all sit in its blocks."""
+    return (getattr(model, "cfg", None) is not None and model.cfg.arch == "decoder" and hasattr(model, "run_block")
+            and not model.cfg.n_unique_layers and all(re.match(r"^layers\.\d+\.", n) for n in names))
+
+
+@torch.no_grad()
+def _compress_blockwise(model, batches, names, compress, keep_rows) -> None:
+    """Each block's inputs are kept and pushed through the block once it is compressed, so block i
+    sees blocks 0..i-1 compressed while costing one block's forward, not the whole model's."""
+    was_training = model.training
+    model.eval()
+    states = [model.block_inputs(tokens) for tokens in batches]  # [(x (B, T, C), ctx)]
+    for group in block_groups(names):
+        index = int(group[0].split(".")[1])
+        stats, hooks = {}, []
+        for name in group:
+            module = model.get_submodule(name)
+            stats[name] = LinearInputStats(module.in_features, keep_rows)
+            hooks.append(module.register_forward_hook(lambda m, args, out, s=stats[name]: s.add(args[0])))
+        try:
+            for x, ctx in states:
+                model.run_block(index, x, ctx)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        for name in group:
+            compress(name, stats.pop(name).finish())
+        states = [(model.run_block(index, x, ctx), ctx) for x, ctx in states]
+    model.train(was_training)
+
+
 def compress_block_by_block(model: nn.Module, batches: Iterable[torch.Tensor], names: list[str],
                             compress: Callable[[str, LinearInputStats], None], keep_rows: int = 512) -> None:
-    """For each block in order: gather its Linears' input stats (one pass over the calibration
-    batches through the partly compressed model), then compress(name, stats) each of them."""
+    """For each block in order: gather its Linears' input stats on the calibration batches with the
+    blocks before it already compressed, then compress(name, stats) each of them."""
     batches = list(batches)
+    if _blockwise(model, names):
+        return _compress_blockwise(model, batches, names, compress, keep_rows)
     for group in block_groups(names):
         stats = collect_input_stats(model, batches, group, keep_rows)
         for name in group:

@@ -16,7 +16,8 @@ from llmkit.compress.quant_linear import quant_params
 def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int = 4, group_size: int = 128,
                   block: int = 128, damp: float = 0.01):
     """(codes (out, in), scales (out, groups), zeros (out, groups) or None) for weight (out, in)."""
-    w, h_inv = inverse_hessian_factor(weight, hessian, damp)  # (out, in), (in, in)
+    w, h_inv = inverse_hessian_factor(weight, hessian, damp)  # (out, in), (in, in) in fp64
+    w, h_inv = w.float(), h_inv.float()  # the column loop in fp32, as the reference implementation runs it
     n_in = w.shape[1]
     group = group_size or n_in
     codes = torch.zeros_like(w)
@@ -28,7 +29,7 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int = 4, gr
             col = start + i
             if col % group == 0:  # parameters of the group starting here, from the updated weights
                 scale, zero = quant_params(torch.cat([w_block[:, i:], w[:, end:]], 1)[:, :group].float(), bits, 0)
-                scale, zero = scale[:, 0].double(), None if zero is None else zero[:, 0].double()
+                scale, zero = scale[:, 0], None if zero is None else zero[:, 0]
                 scales.append(scale)
                 zeros.append(zero)
             q = _round(w_block[:, i], scale, zero, bits)

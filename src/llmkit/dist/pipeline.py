@@ -39,6 +39,9 @@ class PipelineStageModule(nn.Module):
                               "unshared layers and parameter-free positions beyond the first stage (e.g. tiny-llama)")
         self.cfg, self.first, self.last = cfg, stage == 0, stage == stages - 1
         self.causal, self.window, self.positions = True, cfg.sliding_window, model.positions
+        self.layer_kinds = model.layer_kinds  # sliding/full layers (Gemma) get their own context
+        if hasattr(model, "local_positions"):
+            self.local_positions = model.local_positions
         self.layer_ids = stage_layer_ids(cfg.n_layer, stages, stage)
         self.layers = nn.ModuleDict({str(i): model.layers[model.layer_order[i]] for i in self.layer_ids})
         if self.first:
@@ -50,13 +53,15 @@ class PipelineStageModule(nn.Module):
         """Tokens (B, T) on the first stage, hidden states (B, T, C) elsewhere."""
         if self.first:
             pos = default_positions(x)
-            tokens, x = x, self.tok_embeddings(x)
+            x = self.tok_embeddings(x)
+            if self.cfg.embed_scale:
+                x = x * torch.tensor(self.cfg.d_model**0.5, dtype=x.dtype)
             added = self.positions.embed(pos)
             x = x if added is None else x + added.to(x.dtype)
         pos = default_positions(x[..., 0] if x.ndim == 3 else x)
         ctx = Stack.context(self, pos, False, None, None, x.dtype)
         for i in self.layer_ids:
-            x = self.layers[str(i)](x, ctx, i)
+            x = self.layers[str(i)](x, ctx.sliding if self.layer_kinds and self.layer_kinds[i] == "sliding" else ctx, i)
         return self.lm_head(self.norm(x)) if self.last else x
 
 

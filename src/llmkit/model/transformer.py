@@ -39,11 +39,12 @@ class Stack(nn.Module):
 
     def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype, segments=None) -> AttentionContext:
         """The context of every layer; with layer kinds, `.sliding` is the sliding layers' own."""
+        # Stack's own functions, called unbound: pipeline stages hold a Stack's parts, not a Stack
         window = None if self.layer_kinds else self.window
-        ctx = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, window, self.positions)
+        ctx = Stack._context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, window, self.positions)
         if self.layer_kinds:
             local = getattr(self, "local_positions", self.positions)
-            ctx.sliding = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, self.window, local)
+            ctx.sliding = Stack._context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, self.window, local)
         return ctx
 
     def _context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, window, positions) -> AttentionContext:
@@ -59,10 +60,14 @@ class Stack(nn.Module):
         return ctx
 
     def run_layers(self, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
-        for layer_idx, block_idx in enumerate(self.layer_order):
-            kind_ctx = ctx.sliding if self.layer_kinds and self.layer_kinds[layer_idx] == "sliding" else ctx
-            x = self.layers[block_idx](x, kind_ctx, layer_idx, memory, memory_ctx)
+        for layer_idx in range(len(self.layer_order)):
+            x = self.run_block(layer_idx, x, ctx, memory, memory_ctx)
         return self.norm(x)
+
+    def run_block(self, layer_idx: int, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
+        """Layer `layer_idx` alone, with its kind's context (sliding or full)."""
+        kind_ctx = ctx.sliding if self.layer_kinds and self.layer_kinds[layer_idx] == "sliding" else ctx
+        return self.layers[self.layer_order[layer_idx]](x, kind_ctx, layer_idx, memory, memory_ctx)
 
 
 class SoftcappedLinear(nn.Linear):
@@ -108,6 +113,11 @@ class Transformer(Stack, LanguageModelHead):
 
     def hidden_states(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Final-norm hidden states (B, T, C) for tokens (B, T)."""
+        return self.run_layers(*self.block_inputs(tokens, pos, cache, prefix_len, segments))
+
+    def block_inputs(self, tokens, pos=None, cache=None, prefix_len=None, segments=None):
+        """(x (B, T, C), AttentionContext): what the first block receives; blocks can then be run one
+        at a time (block-wise calibration) with `run_block`."""
         explicit_pos = pos is not None
         x = self.embed(tokens)  # (B, T, C); (B, T/tp, C) under sequence parallelism
         if not explicit_pos:
@@ -118,7 +128,7 @@ class Transformer(Stack, LanguageModelHead):
         if self.cfg.arch != "prefix_decoder":
             prefix_len = None
         ctx = self.context(pos, explicit_pos, cache, prefix_len, x.dtype, segments)
-        return self.run_layers(x, ctx)
+        return x, ctx
 
     def forward(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Logits (B, T, V). pos (B, T): logical positions, negative for left padding.
