@@ -15,5 +15,7 @@ def test_report_writes_table_json_and_plot(trained_small, prepared_data, tmp_pat
     assert by["wanda-2:4"]["size_vs_fp32"] == 1  # zeros are stored densely
     assert abs(by["int8"]["perplexity_vs_fp32"] - 1) < 0.01
     assert by["int8"]["peak_vs_fp32"] < 1 < by["fp32"]["peak_mib"]  # a fresh process serving the saved files
-    assert "| int8 |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| int8 |" in report and "## Greedy samples" in report
+    assert all(isinstance(r["sample"], str) and r["sample"].strip() for r in rows)  # a continuation per method
     assert (tmp_path / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,7 +1,8 @@
 """The compression trade-off: each method applied to one checkpoint and measured the same way -
 size on disk, weight memory (and optionally peak memory when served), batch-1 decode tokens/s and
 validation perplexity, each against the uncompressed model - as report.json, report.md and
-tradeoff.png (size vs perplexity).
+tradeoff.png (size vs perplexity). Beside the numbers, each model's greedy continuation of the
+same validation text: perplexity alone hides a model that loops or repeats.
 
 Methods are named `int8`, `int4`, `gptq`, `awq`, `nf4`, `dynamic-int8` (quantization), `magnitude`, `wanda`, `sparsegpt`
 (50% unstructured), `wanda-2:4`, `sparsegpt-2:4`, `lowrank` (rank ratio 0.5, whitened), `heads`,
@@ -61,6 +62,26 @@ def decode_tokens_per_s(model, new_tokens: int = 64, prompt_len: int = 16) -> fl
     return (new_tokens - 4) / max(seconds(new_tokens) - seconds(4), 1e-9)
 
 
+SAMPLE_PROMPT_TOKENS, SAMPLE_NEW_TOKENS = 24, 40
+
+
+def sample_text(model, data_dir, tokenizer) -> str:
+    """The greedy continuation of the first validation tokens (the same prompt for every method)."""
+    prompt = TokenDataset(data_dir, "val").tokens(0, SAMPLE_PROMPT_TOKENS).tolist()
+    return tokenizer.decode(generate_ids(model, [prompt], SAMPLE_NEW_TOKENS)[0])
+
+
+def samples_markdown(rows: list[dict], prompt: str) -> str:
+    lines = ["", "## Greedy samples", "", f"Prompt: `{_one_line(prompt)}`", "", "| method | continuation |",
+             "| --- | --- |"]
+    lines += [f"| {r['method']} | {_one_line(r['sample'])} |" for r in rows if "sample" in r]
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", " ").replace("|", "\\|").strip()
+
+
 def _compress(model, method: str, calib: list[torch.Tensor]) -> None:
     if method in ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8"):
         quantize_model(model, method, None, calib)
@@ -85,7 +106,8 @@ def _measure(model, method: str, data_dir, tokenizer, peak_memory: bool) -> dict
         peak = peak_decode_memory(tmp) if peak_memory else None
     weights = sum(t.numel() * t.element_size() for t in list(reloaded.parameters()) + list(reloaded.buffers()))
     row = {"method": method, "size_mib": size / 2**20, "weights_mib": weights / 2**20,
-           "perplexity": perplexity(reloaded, data_dir), "decode_tokens_per_s": decode_tokens_per_s(reloaded)}
+           "perplexity": perplexity(reloaded, data_dir), "decode_tokens_per_s": decode_tokens_per_s(reloaded),
+           "sample": sample_text(reloaded, data_dir, tokenizer)}
     return row | ({"peak_mib": peak / 2**20} if peak is not None else {})
 
 
@@ -112,7 +134,8 @@ def compression_report(checkpoint: str | Path, data_dir: str | Path, methods: li
             row["peak_vs_fp32"] = row["peak_mib"] / base["peak_mib"]
     out = Path(out)
     write_json(out / "report.json", {"checkpoint": str(checkpoint), "data": str(data_dir), "rows": rows})
-    atomic_write_text(out / "report.md", markdown_table(rows))
+    prompt = tokenizer.decode(TokenDataset(data_dir, "val").tokens(0, SAMPLE_PROMPT_TOKENS).tolist())
+    atomic_write_text(out / "report.md", markdown_table(rows) + samples_markdown(rows, prompt))
     plot_tradeoff(rows, out / "tradeoff.png")
     return rows
 
