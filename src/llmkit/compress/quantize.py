@@ -94,7 +94,7 @@ def quantize_model(model: nn.Module, method: str, group_size: int | None = None,
             return
         input_scale = None
         if method == "gptq":
-            codes, scale, zero = gptq_quantize(w, stats.hessian, cfg.bits, cfg.groups)
+            codes, scale, zero = gptq_quantize(w, stats.hessian, cfg.bits, cfg.groups, act_order=True)
         elif method == "awq":
             codes, scale, zero, input_scale = awq_quantize(w, stats.mean_abs, stats.sample, cfg.bits, cfg.groups)
         else:
