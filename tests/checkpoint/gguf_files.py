@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from llmkit.checkpoint.gguf_export import _add_tokenizer
+from llmkit.checkpoint.gguf_export import _add_tokenizer, add_shape_metadata
 
 GGUF_BLOCK = {"attn_norm": "attn_norm", "attn.q_proj": "attn_q", "attn.k_proj": "attn_k", "attn.v_proj": "attn_v",
               "attn.o_proj": "attn_output", "attn.q_norm": "attn_q_norm", "attn.k_norm": "attn_k_norm",
@@ -56,18 +56,7 @@ def write_family_gguf(model, tokenizer_dir, path) -> None:
 
     cfg, arch = model.cfg, ARCH[model.cfg.family]
     writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_context_length(cfg.max_seq_len)
-    writer.add_embedding_length(cfg.d_model)
-    writer.add_block_count(cfg.n_layer)
-    writer.add_feed_forward_length(cfg.d_ff)
-    writer.add_head_count(cfg.n_head)
-    writer.add_head_count_kv(cfg.n_kv_head)
-    writer.add_key_length(cfg.head_dim)
-    writer.add_rope_freq_base(cfg.rope_theta)
-    if cfg.family == "gpt2":
-        writer.add_layer_norm_eps(cfg.norm_eps)
-    else:
-        writer.add_layer_norm_rms_eps(cfg.norm_eps)
+    add_shape_metadata(writer, cfg)
     if cfg.sliding_window:
         writer.add_sliding_window(cfg.sliding_window)
     if cfg.attn_softcap:

@@ -113,6 +113,22 @@ def adds_bos(spec: dict, config: dict) -> bool:
     return "SpecialToken" in first
 
 
+def add_shape_metadata(writer, cfg) -> None:
+    """The hyper-parameters llama.cpp reads for every architecture."""
+    writer.add_context_length(cfg.max_seq_len)
+    writer.add_embedding_length(cfg.d_model)
+    writer.add_block_count(cfg.n_layer)
+    writer.add_feed_forward_length(cfg.d_ff)
+    writer.add_head_count(cfg.n_head)
+    writer.add_head_count_kv(cfg.n_kv_head)
+    writer.add_key_length(cfg.head_dim)
+    writer.add_rope_freq_base(cfg.rope_theta)
+    if cfg.norm == "layernorm":
+        writer.add_layer_norm_eps(cfg.norm_eps)
+    else:
+        writer.add_layer_norm_rms_eps(cfg.norm_eps)
+
+
 def export_gguf(checkpoint: str | Path, out_file: str | Path, kind: str = "f16", overwrite: bool = False) -> Path:
     import gguf
 
@@ -127,14 +143,7 @@ def export_gguf(checkpoint: str | Path, out_file: str | Path, kind: str = "f16",
     tmp = out_file.with_name(f".{out_file.name}.tmp")
     writer = gguf.GGUFWriter(str(tmp), arch)
     writer.add_name(checkpoint.name)
-    writer.add_context_length(cfg.max_seq_len)
-    writer.add_embedding_length(cfg.d_model)
-    writer.add_block_count(cfg.n_layer)
-    writer.add_feed_forward_length(cfg.d_ff)
-    writer.add_head_count(cfg.n_head)
-    writer.add_head_count_kv(cfg.n_kv_head)
-    writer.add_rope_freq_base(cfg.rope_theta)
-    writer.add_layer_norm_rms_eps(cfg.norm_eps)
+    add_shape_metadata(writer, cfg)
     writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
                           "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[kind])
     _add_tokenizer(writer, checkpoint, cfg)
