@@ -20,8 +20,9 @@ CASES = [  # (model fields, seq, batch, activation checkpointing)
 def test_memory_model_within_15_percent_of_a_real_cpu_run(fields, seq, batch, ac):
     spec = json.dumps({"model": fields, "seq": seq, "batch": batch, "ac": ac})
     probe = Path(__file__).with_name("memory_probe.py")
-    measured = int(subprocess.run([sys.executable, str(probe), spec], capture_output=True, text=True,
-                                  check=True).stdout)
+    # the least of three fresh processes: a single reading varies by up to 10% with allocator timing
+    measured = min(int(subprocess.run([sys.executable, str(probe), spec], capture_output=True, text=True,
+                                      check=True).stdout) for _ in range(3))
     cfg = named_config("tiny-llama").replace(**fields)
     predicted = memory_per_device(cfg, Strategy("one process", activation_checkpointing=ac), seq, batch)["total"]
     assert abs(predicted / measured - 1) <= 0.15, (predicted / 1e6, measured / 1e6)
