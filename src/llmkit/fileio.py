@@ -35,24 +35,22 @@ RECOGNISED_BY = {
 }
 
 
-def output_kind(path: Path) -> str | None:
-    """The kind recorded in the directory's marker, or None."""
-    try:
-        return json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _created_by_us(path: Path, kind: str) -> set[str]:
+def _marker(path: Path) -> dict:
+    """The directory's marker ({"kind", "files"}), or {} when it has none (or a damaged one)."""
     try:
         record = json.loads((path / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return set()
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _created_by_us(path: Path, kind: str) -> set[str]:
+    record = _marker(path)
     return set(record.get("files", [])) | {MARKER} if record.get("kind") == kind else set()
 
 
 def is_output_of(path: Path, kind: str) -> bool:
-    marked = output_kind(path)
+    marked = _marker(path).get("kind")
     if marked is not None:
         return marked == kind
     return any((path / name).exists() for name in RECOGNISED_BY.get(kind, ()))
@@ -65,14 +63,13 @@ def check_output(path: str | Path, kind: str, overwrite: bool = False, inputs: I
     target = path.resolve()
     ours = _created_by_us(path, kind) if path.is_dir() else set()
     for given in inputs:
-        if given is None:
+        source = None if given is None else Path(given).resolve()
+        if source is None or not source.is_relative_to(target):
             continue
-        source = Path(given).resolve()
-        if source.is_relative_to(target) and source != target and source.relative_to(target).parts[0] in ours:
+        if source != target and source.relative_to(target).parts[0] in ours:
             continue  # an earlier step of this same output wrote it (context distillation's data)
-        if source == target or source.is_relative_to(target):
-            raise LlmkitError(f"input {given} lies inside the output directory {path}; writing the output would "
-                              "replace it: choose an --out outside the inputs")
+        raise LlmkitError(f"input {given} lies inside the output directory {path}; writing the output would "
+                          "replace it: choose an --out outside the inputs")
     if path.exists() and not path.is_dir():
         raise LlmkitError(f"--out {path} is a file, not a directory; choose another --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite and not is_output_of(path, kind):
@@ -133,12 +130,24 @@ def atomic_dir(path: str | Path, kind: str = "model", overwrite: bool = False) -
 def _normalise_modes(root: Path) -> None:
     """Every file and folder gets the mode a plain open() would give (some writers, safetensors
     among them, create owner-only files): an output's files are readable alike."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = _umask()
     root.chmod(0o777 & ~umask)
     for entry in root.rglob("*"):
         if not entry.is_symlink():
             entry.chmod((0o777 if entry.is_dir() else 0o666) & ~umask)
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask would change it for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _swap_whole(tmp: Path, path: Path) -> None:

@@ -6,7 +6,7 @@ What llama.cpp's converter changed is undone: the "llama" architecture's query/k
 permuted back from interleaved pairs to HF's rotate-half layout; Gemma's norm weights, stored as
 1 + w, lose the 1; Phi-3's fused qkv and gate/up tensors are split; GPT-2's fused qkv too.
 
-    cfg, state, tokenizer = read_gguf("model.gguf")
+    cfg, state, metadata = read_gguf("model.gguf")   # tokenizer_from_gguf(metadata) for the tokenizer
 """
 
 from __future__ import annotations
@@ -148,11 +148,12 @@ def convert_tensor(name: str, value: torch.Tensor, cfg: ModelConfig) -> dict[str
 
 
 def read_gguf(path: str | Path, dtype: torch.dtype | None = None):
-    """(ModelConfig, state dict in llmkit names, Tokenizer, generation config) from a GGUF file.
-    `dtype`: None keeps F16/BF16 files' precision (quantized and F32 tensors become the widest of them)."""
+    """(ModelConfig, state dict in llmkit names, decoded metadata) from a GGUF file; a config that
+    could not fit in memory is refused before any tensor is read. `dtype`: None keeps F16/BF16
+    files' precision (quantized and F32 tensors become float32)."""
     import gguf
 
-    from llmkit.tokenizer.gguf_vocab import tokenizer_from_gguf
+    from llmkit.checkpoint.io import check_fits_in_memory
 
     path = Path(path)
     try:
@@ -163,6 +164,7 @@ def read_gguf(path: str | Path, dtype: torch.dtype | None = None):
     shapes = {t.name: [int(d) for d in t.shape] for t in reader.tensors}
     names = set(shapes)
     cfg = model_config(meta, shapes, path.stem)
+    check_fits_in_memory(cfg, path)
     dtype = dtype or _file_dtype(reader)
     state: dict[str, torch.Tensor] = {}
     factors = {}
@@ -179,9 +181,7 @@ def read_gguf(path: str | Path, dtype: torch.dtype | None = None):
         cfg.rope_scaling = {**(cfg.rope_scaling or {}), "long_factor": factors["long"], "short_factor": factors["short"]}
     if "rope_freqs.weight" in names and cfg.family == "llama":
         cfg.rope_scaling = _llama3_scaling(reader, cfg)
-    generation = {k: v for k, v in (("bos_token_id", cfg.bos_token_id), ("eos_token_id", cfg.eos_token_id),
-                                    ("pad_token_id", cfg.pad_token_id)) if v is not None}
-    return cfg, state, tokenizer_from_gguf(meta), generation
+    return cfg, state, meta
 
 
 def gguf_config(path: str | Path) -> ModelConfig:

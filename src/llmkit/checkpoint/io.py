@@ -48,14 +48,16 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def load_config(checkpoint_dir: str | Path) -> ModelConfig:
+    """The ModelConfig of a checkpoint directory or .gguf file, refused if it could not fit in memory."""
     path = Path(checkpoint_dir)
     if path.suffix == ".gguf" and path.is_file():
         from llmkit.checkpoint.gguf_import import gguf_config
 
-        return gguf_config(path)
-    if not path.is_dir():
+        cfg = gguf_config(path)
+    elif path.is_dir():
+        cfg = from_hf_config(read_json(path / "config.json"), name=path.name)
+    else:
         raise LlmkitError(f"checkpoint directory {path} does not exist")
-    cfg = from_hf_config(read_json(path / "config.json"), name=path.name)
     check_fits_in_memory(cfg, path)
     return cfg
 
@@ -162,17 +164,19 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
     in memory (nothing is written)."""
     path = Path(checkpoint_dir)
     if path.suffix == ".gguf" and path.is_file():
-        return _load_gguf(path, device, dtype)
-    cfg = load_config(path)
-    family = hf_family(cfg)
+        from llmkit.checkpoint.gguf_import import read_gguf
+
+        cfg, converted, _ = read_gguf(path, dtype)
+        tensors = ((name, value, path) for name, value in converted.items())
+    else:
+        cfg = load_config(path)
+        tensors = _hf_tensors(path, cfg)
     model = build_model(cfg)  # meta: no memory until weights are assigned
     expected = model.state_dict()
     state: dict[str, torch.Tensor] = {}
-    for file in weight_files(path):
-        for hf_name, tensor in _read_tensors(file):
-            for name, value in from_hf_tensor(hf_name, tensor, family, cfg).items():
-                _check_shape(name, value, expected, file)
-                state[name] = value.to(device=device, dtype=dtype or value.dtype)
+    for name, value, file in tensors:
+        _check_shape(name, value, expected, file)
+        state[name] = value.to(device=device, dtype=dtype or value.dtype)
     _check_complete(state, expected, cfg, path)
     warn_non_finite(state, path)
     model.load_state_dict(state, strict=False, assign=True)
@@ -180,19 +184,13 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
     return model
 
 
-def _load_gguf(path: Path, device, dtype) -> nn.Module:
-    from llmkit.checkpoint.gguf_import import read_gguf
-
-    cfg, state, _, _ = read_gguf(path, dtype)
-    check_fits_in_memory(cfg, path)
-    model = build_model(cfg)
-    expected = model.state_dict()
-    for name, value in state.items():
-        _check_shape(name, value, expected, path)
-    _check_complete(state, expected, cfg, path)
-    model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=False, assign=True)
-    model.tie_weights()
-    return model
+def _hf_tensors(path: Path, cfg: ModelConfig):
+    """(llmkit name, tensor, file) for every weight of an HF-layout directory."""
+    family = hf_family(cfg)
+    for file in weight_files(path):
+        for hf_name, tensor in _read_tensors(file):
+            for name, value in from_hf_tensor(hf_name, tensor, family, cfg).items():
+                yield name, value, file
 
 
 def _check_shape(name: str, value: torch.Tensor, expected: dict[str, torch.Tensor], file: Path) -> None:

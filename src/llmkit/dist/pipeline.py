@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
-from llmkit.model.transformer import Stack, default_positions
+from llmkit.model.transformer import LanguageModelHead, Stack, default_positions
 from llmkit.train.task import IGNORE_INDEX
 
 
@@ -53,15 +53,13 @@ class PipelineStageModule(nn.Module):
         """Tokens (B, T) on the first stage, hidden states (B, T, C) elsewhere."""
         if self.first:
             pos = default_positions(x)
-            x = self.tok_embeddings(x)
-            if self.cfg.embed_scale:
-                x = x * torch.tensor(self.cfg.d_model**0.5, dtype=x.dtype)
+            x = LanguageModelHead.embed(self, x)  # the model's own embedding (Gemma scales it), called unbound
             added = self.positions.embed(pos)
             x = x if added is None else x + added.to(x.dtype)
         pos = default_positions(x[..., 0] if x.ndim == 3 else x)
         ctx = Stack.context(self, pos, False, None, None, x.dtype)
         for i in self.layer_ids:
-            x = self.layers[str(i)](x, ctx.sliding if self.layer_kinds and self.layer_kinds[i] == "sliding" else ctx, i)
+            x = self.layers[str(i)](x, Stack.layer_context(self, i, ctx), i)
         return self.lm_head(self.norm(x)) if self.last else x
 
 

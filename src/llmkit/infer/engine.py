@@ -103,7 +103,7 @@ class Engine:
         self.tracked: dict[str, _Tracked] = {}
         self.swapped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._ids = itertools.count()
-        self.stats = {"steps": 0, "preemptions": 0, "swapped_out": 0, "generated_tokens": 0}
+        self.stats = {"steps": 0, "preemptions": 0, "swapped_out": 0, "generated_tokens": 0, "failed_requests": 0}
 
     # -- requests ---------------------------------------------------------------------------
     def add_request(self, prompt: str | list[int], params: SamplingParams | None = None,
@@ -208,7 +208,7 @@ class Engine:
         t = self.tracked.pop(rid)
         self.scheduler.abort(rid)
         self.swapped.pop(rid, None)
-        self.stats["failed_requests"] = self.stats.get("failed_requests", 0) + 1
+        self.stats["failed_requests"] += 1
         return Completion(t.parent, t.index, list(t.request.output_ids), [], t.text, True, "error",
                           list(t.logprobs), len(t.request.prompt_ids), error=message)
 

@@ -64,10 +64,14 @@ class Stack(nn.Module):
             x = self.run_block(layer_idx, x, ctx, memory, memory_ctx)
         return self.norm(x)
 
+    def layer_context(self, layer_idx: int, ctx: AttentionContext) -> AttentionContext:
+        """The context of layer `layer_idx`: the sliding layers' own where layers are of two kinds."""
+        return ctx.sliding if self.layer_kinds and self.layer_kinds[layer_idx] == "sliding" else ctx
+
     def run_block(self, layer_idx: int, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
         """Layer `layer_idx` alone, with its kind's context (sliding or full)."""
-        kind_ctx = ctx.sliding if self.layer_kinds and self.layer_kinds[layer_idx] == "sliding" else ctx
-        return self.layers[self.layer_order[layer_idx]](x, kind_ctx, layer_idx, memory, memory_ctx)
+        layer_ctx = Stack.layer_context(self, layer_idx, ctx)
+        return self.layers[self.layer_order[layer_idx]](x, layer_ctx, layer_idx, memory, memory_ctx)
 
 
 class SoftcappedLinear(nn.Linear):

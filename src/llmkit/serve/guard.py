@@ -25,7 +25,11 @@ class BodyTooLarge(StarletteHTTPException):
     """Raised from inside the body stream; FastAPI passes HTTP exceptions from middleware through."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"the request body is larger than {limit:,} bytes (raise --max-request-bytes to accept it)")
+        super().__init__(413, too_large(limit))
+
+
+def too_large(limit: int) -> str:
+    return f"the request body is larger than {limit:,} bytes (raise --max-request-bytes to accept it)"
 
 
 def host_name(header: str) -> str:
@@ -67,7 +71,7 @@ class Guard:
                 return
             await self.app(scope, self._limited(scope, receive), counting_send)
         except BodyTooLarge:  # the body outgrew the limit before the app answered
-            await send_error(counting_send, 413, self._too_large(), "request_too_large")
+            await send_error(counting_send, 413, too_large(self.state.max_request_bytes), "request_too_large")
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or ("/health" if scope["path"] == "/health" else "other")
@@ -81,7 +85,7 @@ class Guard:
             return 400, f"Host {host!r} is not allowed; add it with --allowed-hosts", "host_not_allowed"
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > state.max_request_bytes):
-            return 413, self._too_large(), "request_too_large"
+            return 413, too_large(state.max_request_bytes), "request_too_large"
         if scope["path"] in DOC_PATHS and state.protect_docs and not self._authorised(headers):
             return 401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_api_key"
         if state.draining and scope["path"] not in OPEN_PATHS | DOC_PATHS:
@@ -94,10 +98,6 @@ class Guard:
             return True
         given = headers.get(b"authorization", b"")
         return hmac.compare_digest(given, f"Bearer {self.state.api_key}".encode())
-
-    def _too_large(self) -> str:
-        return (f"the request body is larger than {self.state.max_request_bytes:,} bytes "
-                "(raise --max-request-bytes to accept it)")
 
     def _limited(self, scope, receive):
         limit, seen = self.state.max_request_bytes, {"bytes": 0}
