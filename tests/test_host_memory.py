@@ -31,8 +31,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1])
+    """The least of three fresh processes: depending on heap layout a tuned run sometimes faults one
+    or two 32 MiB buffers in again (0 to 16k faults observed between identical runs)."""
+    runs = [subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+            for _ in range(3)]
+    return min(int(out.stdout.split()[-1]) for out in runs)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt tuning is glibc-only")

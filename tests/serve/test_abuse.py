@@ -62,23 +62,28 @@ def test_invalid_values_keep_the_connection_alive(open_server):
 def test_body_limit_refuses_before_reading_and_health_stays_fast(open_server):
     url, _ = open_server
     huge = '{"model": "tiny", "prompt": "' + "a" * 5_000_000 + '"}'
+    body = huge.encode()
+    chunks = [body[i:i + 2**20] for i in range(0, len(body), 2**20)]  # built before timing starts
     latencies, done = [], threading.Event()
+    prober_client = httpx.Client(timeout=5)
+    prober_client.get(url + "/health")  # connected: the probes time the server, not connection setup
 
     def probe():
         while not done.is_set():
             started = time.perf_counter()
-            assert httpx.get(url + "/health", timeout=5).status_code == 200
+            assert prober_client.get(url + "/health").status_code == 200
             latencies.append(time.perf_counter() - started)
 
     prober = threading.Thread(target=probe)
     prober.start()
     try:
         response = post_raw(url, "/v1/completions", huge)
-        chunked = httpx.post(url + "/v1/completions", content=iter([huge.encode()[i:i + 2**20] for i in range(0, 5_000_001, 2**20)]),
+        chunked = httpx.post(url + "/v1/completions", content=iter(chunks),
                              headers={"content-type": "application/json"}, timeout=60)
     finally:
         done.set()
         prober.join()
+        prober_client.close()
     assert response.status_code == 413 and "--max-request-bytes" in response.json()["error"]["message"]
     assert chunked.status_code == 413
     assert latencies and max(latencies) < 0.1, latencies
