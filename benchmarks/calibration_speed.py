@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from llmkit.compress.quantize import quantize_model
-from llmkit.host_cpus import set_torch_threads
+from llmkit.host.cpus import set_torch_threads
 from llmkit.model import build_model, count_parameters, named_config
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmkit.host_memory import process_memory_bytes, reset_peak_memory
+from llmkit.host.memory import process_memory_bytes, reset_peak_memory
 
 CONFIG = dict(vocab_size=8192, d_model=512, n_layer=8, n_head=8, n_kv_head=8, d_ff=1408, max_seq_len=1024)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -54,15 +54,15 @@ def probe(method: str, batch: int, seq_len: int, steps: int, checkpointing: bool
     if measure == "memory":
         track_live_memory()
     else:
-        from llmkit.host_memory import keep_freed_memory
+        from llmkit.host.allocator import keep_freed_memory
 
         keep_freed_memory()  # as the trainer runs
     import torch
 
     from llmkit.dist.parallelize import apply_activation_checkpointing
-    from llmkit.finetune.lora import LoraConfig, apply_lora, trainable_parameters
+    from llmkit.finetune.peft.lora import LoraConfig, apply_lora, trainable_parameters
     from llmkit.model import build_model, named_config
-    from llmkit.nf4 import quantize_model_nf4
+    from llmkit.quant.nf4 import quantize_model_nf4
     from llmkit.train.objectives import CausalLM
 
     torch.manual_seed(0)

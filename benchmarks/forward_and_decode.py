@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
 from llmkit.model import build_model, named_config
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.host_memory import keep_freed_memory
-from llmkit.infer import generate_ids
-from llmkit.infer.engine import Engine, EngineConfig
+from llmkit.host.allocator import keep_freed_memory
+from llmkit.decode import generate_ids
+from llmkit.decode.engine import Engine, EngineConfig
 from llmkit.infer.offload import load_streaming
-from llmkit.infer.paged_cache import PagedKVCache
-from llmkit.infer.sampling_params import SamplingParams
+from llmkit.decode.paged_cache import PagedKVCache
+from llmkit.decode.sampling_params import SamplingParams
 from llmkit.model import build_model, named_config
 
 CONFIG = dict(vocab_size=8192, d_model=512, n_layer=8, n_head=8, n_kv_head=8, d_ff=1408, max_seq_len=2048)

@@ -21,7 +21,7 @@ from llmkit.data.synthetic_tasks import generate_task
 from llmkit.eval.builtin_tasks import arithmetic_rationale, builtin_task
 from llmkit.eval.evaluator import EvalOptions, evaluate_task
 from llmkit.eval.prompting import COT_TRIGGER, PromptOptions
-from llmkit.finetune.lora import LoraConfig
+from llmkit.finetune.peft.lora import LoraConfig
 from llmkit.finetune.run import FinetuneConfig, run_finetune
 from llmkit.infer.llm import LLM
 from llmkit.train.config import DataConfig, OptimConfig, ScheduleConfig

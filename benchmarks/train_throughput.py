@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.host_memory import keep_freed_memory
+from llmkit.host.allocator import keep_freed_memory
 from llmkit.model import build_model, named_config
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.objectives import CausalLM

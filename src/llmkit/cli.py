@@ -53,9 +53,7 @@ FILE_SYSTEM_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, err
 # Verbs configured by a dataclass take the raw argument list (for --config FILE + flag overrides).
 RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune", "llmkit.finetune.commands:align",
             "llmkit.finetune.commands:reward_train", "llmkit.compress.commands:distill",
-            "llmkit.eval.commands:lm_eval"}
-NEEDS_ROLLOUTS = {"llmkit.finetune.commands:align", "llmkit.finetune.commands:finetune",
-                  "llmkit.compress.commands:distill"}
+            "llmkit.eval.commands:lm_eval", "llmkit.data.commands:prepare"}
 
 
 def _usage(prefix: str, table: dict) -> str:
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     threads, rest = threads
     if "-h" not in rest and "--help" not in rest:
-        from llmkit.host_cpus import set_torch_threads
+        from llmkit.host.cpus import set_torch_threads
 
         set_torch_threads(threads)
     module_name, function_name = target.split(":")
@@ -119,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     function = getattr(importlib.import_module(module_name), function_name)
     try:
-        if target in NEEDS_ROLLOUTS:  # the CLI wires the inference layer's sampler into the RL tasks
-            from llmkit.infer.rollout import sample_completions
-
-            function(rest, prog, generate=sample_completions)
-        elif target in RAW_ARGS:
+        if target in RAW_ARGS:
             function(rest, prog)
         else:
             tyro.cli(function, args=rest, prog=prog)

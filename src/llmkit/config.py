@@ -24,14 +24,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
+def given_flags(args: list[str]) -> set[str]:
+    """The settings named on a command line (`--unit-mb 8`, `--no-rejected`, `--workers=2`), with
+    underscores: what a config file may not override."""
+    names = set()
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            names.add(name)
+            names.add(name.removeprefix("no_"))
+    return names
+
+
 def merge_settings(defaults: dict[str, Any], from_file: dict[str, Any], from_flags: dict[str, Any]) -> dict[str, Any]:
-    """defaults < file < flags that differ from their defaults."""
+    """defaults < file < the flags given on the command line (`from_flags` holds only those)."""
     unknown = set(from_file) - set(defaults)
     if unknown:
         raise LlmkitError(f"unknown setting {sorted(unknown)[0]!r} in config file; known: {sorted(defaults)}")
-    merged = {**defaults, **from_file}
-    merged.update({k: v for k, v in from_flags.items() if v != defaults.get(k)})
-    return merged
+    return {**defaults, **from_file, **from_flags}
 
 
 def dataclass_from_dict(cls, values: dict[str, Any], where: str = "config"):

@@ -99,7 +99,7 @@ def test_attention_maps_match_the_models_attention_and_the_loss_formula():
 
     def check(module, args, out):
         maps = _attention_maps(module, args[0], args[1])  # (B, H, T, T)
-        v = module._heads(module.v_proj(args[0]), module.n_kv_head).repeat_interleave(module.n_head // module.n_kv_head, 1)
+        v = module._heads(module.v_proj(args[0])).repeat_interleave(module.n_head // module.n_kv_head, 1)
         y = module.o_proj((maps @ v).transpose(1, 2).reshape(out.shape))
         seen["ok"] = torch.allclose(y, out, atol=1e-5)
 
@@ -124,7 +124,7 @@ def test_sequence_level_student_agrees_with_the_teacher_more(trained_small, prep
     """A student trained on the teacher's greedy continuations reproduces them more often than the same
     student trained on the data."""
     from llmkit.checkpoint import load_checkpoint
-    from llmkit.infer import generate_ids
+    from llmkit.decode import generate_ids
 
     common = ["--data", str(prepared_data), "--max-steps", "40", "--batch.seq_len", "48", "--batch.batch_size", "8",
               "--optim.lr", "3e-3", "--schedule.warmup-steps", "5", "--eval-every", "0", "--no-progress",

@@ -124,6 +124,15 @@ def test_config_file_sets_step_options(corpus, tmp_path):
     assert stats["docs_out"] == 0 and [s["name"] for s in stats["steps"]] == ["normalize", "gopher"]
 
 
+def test_a_flag_on_the_command_line_beats_the_config_file_even_at_its_default(corpus, tmp_path):
+    (tmp_path / "data.yaml").write_text("rejected: false\nsteps:\n  - name: normalize\n  - name: gopher\n    min_words: 1000\n")
+    args = ["--input", str(corpus), "--config", str(tmp_path / "data.yaml")]
+    assert prepare(*args, "--out", str(tmp_path / "from_file")) == 0
+    assert not (tmp_path / "from_file" / "rejected").exists()  # the file's setting applies
+    assert prepare(*args, "--out", str(tmp_path / "flag"), "--rejected") == 0  # --rejected is the default value
+    assert any((tmp_path / "flag" / "rejected").iterdir())
+
+
 def test_bad_step_and_option_names_are_explained(corpus, tmp_path, capsys):
     assert prepare("--input", str(corpus), "--out", str(tmp_path / "o"), "--steps", "normalise") == 2
     assert "normalize" in capsys.readouterr().err

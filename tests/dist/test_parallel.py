@@ -83,7 +83,7 @@ def test_cpu_offload_is_configured_and_refused_on_cpu(prepared_data, tmp_path):
     from torch.distributed.fsdp import CPUOffloadPolicy
 
     from llmkit.dist.data_parallel import fsdp_options
-    from llmkit.train.config import ParallelConfig
+    from llmkit.dist.config import ParallelConfig
 
     assert isinstance(fsdp_options(ParallelConfig(cpu_offload=True), mesh=None)["offload_policy"], CPUOffloadPolicy)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

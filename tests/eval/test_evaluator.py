@@ -67,9 +67,9 @@ def test_self_consistency_scores_the_majority_of_sampled_answers(llm, monkeypatc
     scripted = iter(["41", "40", "41", "7", "8", "8"])
     seen = {}
 
-    def fake_generate(model, prompts, max_new_tokens, sampling, stop_ids, pad_id):
-        seen.update(n=len(prompts), temperature=sampling.temperature, distinct=len({tuple(p) for p in prompts}))
-        return [llm.tokenizer.encode(next(scripted), add_special_tokens=False) for _ in prompts]
+    def fake_generate(model, prompts, max_new_tokens, params, stop_ids, tokenizer):
+        seen.update(n=len(prompts) * params.n, temperature=params.temperature, distinct=len({tuple(p) for p in prompts}))
+        return [llm.tokenizer.encode(next(scripted), add_special_tokens=False) for _ in range(len(prompts) * params.n)]
 
     monkeypatch.setattr(evaluator, "generate_ids", fake_generate)
     task = TaskSpec(name="sc", type="generate", records=[{"prompt": "a", "answer": "41"}, {"prompt": "b", "answer": "7"}])
@@ -126,15 +126,25 @@ def test_chat_option_uses_the_template_for_generation(llm, monkeypatch):
     assert prompts == [llm.tokenizer.encode(expected, add_special_tokens=False)]
 
 
-def test_stopping_at_tokens_that_contain_a_stop_string_changes_no_answer(llm, monkeypatch):
-    from llmkit.eval.stops import stop_token_ids
+def test_stopping_at_stop_strings_changes_no_answer(llm, monkeypatch):
+    """The Engine ends a completion at the token whose text reaches a stop string; generating to the
+    full length and cutting the text afterwards gives the same answers."""
+    from dataclasses import replace
 
-    ids = stop_token_ids(llm.tokenizer, [" the"])
-    assert ids and all(" the" in llm.tokenizer.decode([i], skip_special_tokens=False) for i in ids)
+    from llmkit.decode import generate_ids
+
     task = TaskSpec(name="g", type="generate", records=[{"prompt": p, "answer": "x"} for p in
                                                        ["The list", "A list is", "If the file", "Return", "Unicode"]],
                     stop=[" the", "."], max_new_tokens=24)
     early = [s["output"] for s in evaluate_task(llm, task, EvalOptions())["samples"]]
-    monkeypatch.setattr(evaluator, "stop_token_ids", lambda tokenizer, stops: set())
+    lengths = []
+
+    def without_stop_strings(model, prompts, max_new_tokens, params, *args):
+        out = generate_ids(model, prompts, max_new_tokens, replace(params, stop=[]), *args)
+        lengths.extend(map(len, out))
+        return out
+
+    monkeypatch.setattr(evaluator, "generate_ids", without_stop_strings)
     full = [s["output"] for s in evaluate_task(llm, task, EvalOptions())["samples"]]
     assert early == full
+    assert max(lengths) > max(map(len, early))  # the full run did generate past the stop strings

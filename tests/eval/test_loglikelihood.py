@@ -80,7 +80,7 @@ def test_rolling_loglikelihood_is_the_sum_over_tokens_within_each_window(model):
 def test_choices_of_one_token_after_the_same_context_share_one_forward_pass(model):
     calls = []
     counting = lambda tokens: calls.append(tokens.shape) or model(tokens)
-    counting.cfg = model.cfg
+    counting.cfg, counting.input_prefix_ids = model.cfg, model.input_prefix_ids
     context = [4, 8, 15, 16, 23]
     requests = [(context, [c]) for c in (42, 7, 9, 11)] + [(context, [42, 7])]
     got = continuation_loglikelihoods(counting, requests, batch_size=16)

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from llmkit.cli import main
-from llmkit.errors import LlmkitError
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta", "lambda", "zeta", "iota", "rho"]
 JUNK = ["banana", "xylophone", "zzz"]
@@ -36,8 +35,13 @@ def test_alignment_raises_held_out_preference_accuracy(tiny_checkpoint, tmp_path
     assert (out / "final" / "model.safetensors").is_file() and (out / "adapter" / "adapter_config.json").is_file()
 
 
-def test_rl_methods_need_a_generation_function(tiny_checkpoint, tmp_path):
-    with pytest.raises(LlmkitError, match="needs a generation function"):
-        from llmkit.finetune.align import AlignConfig, run_align
+def test_rl_methods_run_from_the_library_without_a_generation_function(tiny_checkpoint, tmp_path):
+    """Rollouts decode through llmkit.decode directly: nothing has to be handed in by the CLI."""
+    from llmkit.finetune.align import AlignConfig, run_align
 
-        run_align(AlignConfig(checkpoint=str(tiny_checkpoint), data=str(write_prefs(tmp_path / "p.jsonl")), method="ppo"))
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Say {w}", "answer": w}) + "\n" for w in WORDS))
+    summary = run_align(AlignConfig(checkpoint=str(tiny_checkpoint), data=str(data),
+                                    method="grpo", out=str(tmp_path / "run"), max_steps=1, max_new_tokens=4,
+                                    group_size=2))
+    assert summary["steps"] == 1 and (tmp_path / "run" / "final").is_dir()

@@ -1,13 +1,13 @@
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.finetune.bottleneck import (
+from llmkit.finetune.peft.bottleneck import (
     BottleneckConfig,
     apply_bottleneck_adapters,
     load_bottleneck_adapters,
     save_bottleneck_adapters,
 )
-from llmkit.finetune.lora import trainable_parameters
+from llmkit.finetune.peft.lora import trainable_parameters
 from tests.finetune.helpers import train_trainable
 from tests.finetune.test_lora import TOKENS, base  # noqa: F401 - the shared fixture
 

@@ -8,7 +8,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.cli import main
-from llmkit.finetune.lora import load_adapter
+from llmkit.finetune.peft.lora import load_lora_adapter as load_adapter
 
 
 def write_task(path, n=24):
@@ -79,8 +79,8 @@ def test_prompt_learning_variants(tiny_checkpoint, tmp_path, method, extra):
     assert (out / "final").is_dir() == (method == "full")
 
 
-@pytest.mark.parametrize("method,lr,files", [("adapter", "3e-2", "adapter/bottleneck_adapters.safetensors"),
-                                              ("prefix", "5e-2", "prefix/prefix_tuning.safetensors")])
+@pytest.mark.parametrize("method,lr,files", [("adapter", "3e-2", "adapter/adapter_model.safetensors"),
+                                              ("prefix", "5e-2", "prefix/adapter_model.safetensors")])
 def test_unfoldable_adapters_from_the_cli(tiny_checkpoint, tmp_path, method, lr, files):
     """Houlsby adapters and prefix tuning train from `llmkit finetune` and save beside (not into) the model."""
     data = write_task(tmp_path / "task.jsonl")

@@ -1,7 +1,7 @@
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.finetune.ia3 import (
+from llmkit.finetune.peft.ia3 import (
     IA3Config,
     apply_ia3,
     ia3_modules,

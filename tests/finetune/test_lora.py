@@ -5,10 +5,10 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint
 from llmkit.errors import LlmkitError
-from llmkit.finetune.lora import (
+from llmkit.finetune.peft.lora import (
     LoraConfig,
     apply_lora,
-    load_adapter,
+    load_lora_adapter as load_adapter,
     lora_modules,
     merge_lora,
     save_adapter,

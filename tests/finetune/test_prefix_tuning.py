@@ -1,17 +1,17 @@
-"""Prefix tuning: the wrapped attention equals attention over [prefix; keys] computed directly in
+"""Prefix tuning: attention with a prefix equals attention over [prefix; keys] computed directly in
 float64, only the prefixes train and the loss falls, and cached generation agrees with full forwards."""
 
 import math
 
 import torch
 
-from llmkit.finetune.prefix_tuning import (
-    PrefixAttention,
+from llmkit.finetune.peft.prefix import (
     apply_prefix_tuning,
     load_prefix,
     save_prefix,
 )
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
+from llmkit.model.attention import Attention, KeyValuePrefix
 from llmkit.model import build_model, named_config
 from tests.finetune.helpers import train_trainable
 
@@ -25,23 +25,23 @@ def test_prefix_attention_equals_direct_float64_attention():
     model = tiny()
     apply_prefix_tuning(model, n_virtual=3)
     model.double()
-    wrapper = model.layers[0].attn
-    assert isinstance(wrapper, PrefixAttention)
+    attention = model.layers[0].attn
+    assert isinstance(attention, Attention) and isinstance(attention.prefix, KeyValuePrefix)
     torch.manual_seed(1)
     x = torch.randn(2, 5, model.cfg.d_model, dtype=torch.float64)
     captured = {}
     model.layers[0].attn.register_forward_hook(lambda m, args, out: captured.update(ctx=args[1]))
     model(torch.randint(0, 64, (2, 5)))
-    got = wrapper(x, captured["ctx"], 0)
-    a, n = wrapper.attn, 3
-    q = a._heads(a.q_proj(x), a.n_head)
-    k, v = a._heads(a.k_proj(x), a.n_kv_head), a._heads(a.v_proj(x), a.n_kv_head)
+    got = attention(x, captured["ctx"], 0)
+    a, n = attention, 3
+    q = a._heads(a.q_proj(x))
+    k, v = a._heads(a.k_proj(x)), a._heads(a.v_proj(x))
     from llmkit.model.positions import apply_rotary
 
     q, k = apply_rotary(q, captured["ctx"].rotation), apply_rotary(k, captured["ctx"].rotation)
     group = a.n_head // a.n_kv_head
-    keys = torch.cat([wrapper.prefix_keys.expand(2, -1, -1, -1), k], 2).repeat_interleave(group, 1)
-    values = torch.cat([wrapper.prefix_values.expand(2, -1, -1, -1), v], 2).repeat_interleave(group, 1)
+    keys = torch.cat([a.prefix.keys.expand(2, -1, -1, -1), k], 2).repeat_interleave(group, 1)
+    values = torch.cat([a.prefix.values.expand(2, -1, -1, -1), v], 2).repeat_interleave(group, 1)
     scores = q @ keys.transpose(-1, -2) / math.sqrt(a.head_dim)  # (B, H, 5, 3 + 5)
     future = torch.ones(5, 5, dtype=torch.bool).triu(1)
     scores[..., n:] = scores[..., n:].masked_fill(future, float("-inf"))  # prefix columns always visible
@@ -55,12 +55,12 @@ def test_only_prefixes_train_and_the_loss_falls(tmp_path):
     trainable = apply_prefix_tuning(model, n_virtual=4)
     cfg = model.cfg
     assert trainable == cfg.n_layer * 2 * 4 * cfg.n_kv_head * cfg.head_dim
-    assert all(("prefix_" in n) == p.requires_grad for n, p in model.named_parameters())
+    assert all((".prefix." in n) == p.requires_grad for n, p in model.named_parameters())
     torch.manual_seed(2)
     tokens = torch.randint(0, 64, (4, 17))
     losses = train_trainable(model, tokens, steps=30, lr=5e-2)
     assert losses[-1] < losses[0] - 0.3, losses
-    frozen = {k.replace(".attn.attn.", ".attn."): v for k, v in model.state_dict().items() if "prefix_" not in k}
+    frozen = {k: v for k, v in model.state_dict().items() if ".prefix." not in k}
     assert all(torch.equal(frozen[k], base[k]) for k in base)
     save_prefix(model, tmp_path / "prefix")
     fresh = tiny()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
 from llmkit.infer.offload import load_streaming
 from llmkit.model import build_model, named_config
 

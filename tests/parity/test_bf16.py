@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llmkit.checkpoint import load_checkpoint
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
 from llmkit.checkpoint.io import resolve_dtype
 from tests.parity.hf_models import hf_greedy, hf_tiny
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
 from tests.parity.hf_models import hf_greedy, hf_tiny
 
 pytestmark = pytest.mark.parity

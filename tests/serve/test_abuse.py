@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from llmkit.infer.engine import EngineConfig
+from llmkit.decode.engine import EngineConfig
 from llmkit.serve.server import BackgroundServer, build_state
 from tests.serve.hostile import HOSTILE, HOSTILE_CHAT, STREAM_BODY, post_raw, start_streams, stream_completion
 

@@ -75,7 +75,7 @@ def test_chat_session_keeps_history_and_resets(tiny_checkpoint):
     import io
 
     from llmkit.infer.llm import LLM
-    from llmkit.infer.sampling_params import SamplingParams
+    from llmkit.decode.sampling_params import SamplingParams
     from llmkit.serve.chat import ChatSession, engine_for_chat
 
     llm = LLM.load(tiny_checkpoint)

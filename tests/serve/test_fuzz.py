@@ -3,7 +3,7 @@ invents gets a 5xx, and the eight streams finish exactly as they do alone."""
 
 import pytest
 
-from llmkit.infer.engine import EngineConfig
+from llmkit.decode.engine import EngineConfig
 from llmkit.serve.server import BackgroundServer, build_state
 from tests.serve.hostile import STREAM_BODY, start_streams, stream_completion
 

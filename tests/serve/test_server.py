@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from llmkit.infer.engine import EngineConfig
+from llmkit.decode.engine import EngineConfig
 from llmkit.serve.server import BackgroundServer, build_state
 
 KEY = "test-key"

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from llmkit.host_memory import process_memory_bytes, reset_peak_memory
+from llmkit.host.memory import process_memory_bytes, reset_peak_memory
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import json
 
-from llmkit.finetune.lora import LoraConfig, apply_lora
+from llmkit.finetune.peft.lora import LoraConfig, apply_lora
 from llmkit.model import build_model, named_config
 from llmkit.train.flops import flops_per_token
 

@@ -39,7 +39,7 @@ def convert(input: str, out: str, dtype: Literal["auto", "bf16", "fp16", "fp32"]
     from llmkit.checkpoint.gguf_import import read_gguf
     from llmkit.checkpoint.io import resolve_dtype, save_state_dict
     from llmkit.fileio import check_output
-    from llmkit.tokenizer.gguf_vocab import tokenizer_from_gguf
+    from llmkit.tokenizer import Tokenizer
 
     if not Path(input).is_file():
         from llmkit.errors import LlmkitError
@@ -47,6 +47,6 @@ def convert(input: str, out: str, dtype: Literal["auto", "bf16", "fp16", "fp32"]
         raise LlmkitError(f"--input {input} is not a file; give a .gguf file")
     check_output(out, "model", overwrite, [input])
     cfg, state, metadata = read_gguf(input, resolve_dtype(dtype))
-    save_state_dict(state, cfg, out, tokenizer_from_gguf(metadata), overwrite=overwrite)  # generation config from cfg
+    save_state_dict(state, cfg, out, Tokenizer.from_gguf_metadata(metadata), overwrite=overwrite)  # generation config from cfg
     count = sum(v.numel() for k, v in state.items())
     print(f"{input}: {cfg.family}, {cfg.n_layer} layers, {count:,} parameters, {next(iter(state.values())).dtype} -> {out}")

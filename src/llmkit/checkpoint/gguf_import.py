@@ -6,7 +6,7 @@ What llama.cpp's converter changed is undone: the "llama" architecture's query/k
 permuted back from interleaved pairs to HF's rotate-half layout; Gemma's norm weights, stored as
 1 + w, lose the 1; Phi-3's fused qkv and gate/up tensors are split; GPT-2's fused qkv too.
 
-    cfg, state, metadata = read_gguf("model.gguf")   # tokenizer_from_gguf(metadata) for the tokenizer
+    cfg, state, metadata = read_gguf("model.gguf")   # Tokenizer.from_gguf_metadata(metadata): the tokenizer
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmkit.checkpoint.size_check import check_fits_in_memory
 from llmkit.errors import LlmkitError
 from llmkit.model import ModelConfig
 from llmkit.model.named_configs import alternating
@@ -152,8 +153,6 @@ def read_gguf(path: str | Path, dtype: torch.dtype | None = None):
     could not fit in memory is refused before any tensor is read. `dtype`: None keeps F16/BF16
     files' precision (quantized and F32 tensors become float32)."""
     import gguf
-
-    from llmkit.checkpoint.io import check_fits_in_memory
 
     path = Path(path)
     try:

@@ -35,7 +35,7 @@ def measure(loader: str, checkpoint: str | Path) -> dict:
 def _main(loader: str, checkpoint: str) -> None:
     import torch
 
-    from llmkit.host_memory import process_memory_bytes, reset_peak_memory
+    from llmkit.host.memory import process_memory_bytes, reset_peak_memory
 
     if loader == "transformers":
         from transformers import AutoModelForCausalLM

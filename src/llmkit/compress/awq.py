@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from llmkit.int_grid import dequantize, quant_params, quantize_with, split_groups
+from llmkit.quant.int_grid import dequantize, quant_params, quantize_with, split_groups
 
 
 def rtn(w: torch.Tensor, bits: int, group_size: int, clip: torch.Tensor | float = 1.0):

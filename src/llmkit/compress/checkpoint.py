@@ -22,7 +22,7 @@ from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
 from llmkit.fileio import atomic_dir, write_json
 from llmkit.model import build_model
-from llmkit.nf4 import NF4Linear
+from llmkit.quant.nf4 import NF4Linear
 
 MANIFEST, WEIGHTS = "compression.json", "compressed.safetensors"
 

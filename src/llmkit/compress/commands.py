@@ -100,13 +100,13 @@ def prune(checkpoint: str, out: str,
     print(f"{method}{' ' + pattern if pattern else ''}: {len(achieved)} Linears pruned, mean sparsity {mean:.1%} -> {out}")
 
 
-def distill(args: list[str], prog: str, generate=None) -> None:
+def distill(args: list[str], prog: str) -> None:
     """Train a student (--model NAME or config) on prepared shards with a teacher's soft targets, or on
-    its generations (--sequence-level; `generate` is handed in by llmkit.cli)."""
+    its greedy generations (--sequence-level)."""
     from llmkit.compress.distill import DistillConfig, run_distill
     from llmkit.config import parse_with_config
 
-    run_distill(parse_with_config(DistillConfig, args, prog), generate)
+    run_distill(parse_with_config(DistillConfig, args, prog))
 
 
 def lowrank(checkpoint: str, out: str, rank_ratio: float = 0.5, activation_aware: bool = False,

@@ -12,7 +12,7 @@ averaged over heads, per query token (maps recomputed from each layer's queries 
 since the fused attention kernel does not return them).
 `llmkit compress distill` trains a student config on prepared shards this way; `--sequence-level`
 instead trains on the teacher's own greedy continuations of prompts cut from the data (Kim & Rush,
-arXiv 1606.07947), generated on the fly through the generation code the CLI hands in."""
+arXiv 1606.07947), generated on the fly through the decoding Engine (llmkit.decode)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from llmkit.checkpoint import load_checkpoint
+from llmkit.decode import generate_ids
 from llmkit.errors import LlmkitError
 from llmkit.train.config import PretrainConfig
 from llmkit.train.cross_entropy import summed_cross_entropy
@@ -120,11 +121,11 @@ def _attention_maps(attn, x: torch.Tensor, ctx) -> torch.Tensor:
     """Causal attention probabilities (B, H, T, T) of one Attention module on its input x (B, T, C)."""
     from llmkit.model.positions import apply_rotary
 
-    q = attn._heads(attn.q_proj(x), attn.n_head)  # (B, H, T, D)
-    k = attn._heads(attn.k_proj(x), attn.n_kv_head)
+    q = attn._heads(attn.q_proj(x))  # (B, H, T, D)
+    k = attn._heads(attn.k_proj(x))  # (B, Hkv, T, D)
     if ctx.rotation is not None:
         q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
-    k = k.repeat_interleave(attn.n_head // attn.n_kv_head, dim=1)
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scores = (q @ k.transpose(-1, -2)).float() * (attn.scale or attn.head_dim**-0.5)  # (B, H, T, T)
     future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
     return scores.masked_fill(future, float("-inf")).softmax(-1)
@@ -151,14 +152,14 @@ class SequenceLevelDistillation:
 
     name = "sequence_kd"
 
-    def __init__(self, teacher: torch.nn.Module, generate, prompt_len: int = 32, new_tokens: int = 32):
-        self.teacher, self.generate, self.prompt_len, self.new_tokens = teacher.eval(), generate, prompt_len, new_tokens
+    def __init__(self, teacher: torch.nn.Module, prompt_len: int = 32, new_tokens: int = 32):
+        self.teacher, self.prompt_len, self.new_tokens = teacher.eval(), prompt_len, new_tokens
         for p in teacher.parameters():
             p.requires_grad_(False)
 
     def make_batch(self, inputs, targets, generator=None) -> dict:
         prompts = inputs[:, : self.prompt_len].tolist()
-        continuations = self.generate(self.teacher, prompts, self.new_tokens, 0.0, 0, set(), 0)
+        continuations = generate_ids(self.teacher, prompts, self.new_tokens)  # greedy, no stop tokens
         width = self.prompt_len + max(len(c) for c in continuations) - 1
         tokens = torch.zeros(len(prompts), width, dtype=torch.long)
         labels = torch.full_like(tokens, IGNORE_INDEX)
@@ -188,18 +189,15 @@ class DistillConfig(PretrainConfig):
     out: str = "runs/distill"
 
 
-def run_distill(cfg: DistillConfig, generate=None) -> dict:
-    """`generate` (llmkit.infer.rollout.sample_completions) is needed by --sequence-level only."""
+def run_distill(cfg: DistillConfig) -> dict:
     from llmkit.train.pretrain import run_pretrain
 
     if not cfg.teacher:
         raise LlmkitError("--teacher DIR is required (the checkpoint to distil from)")
     teacher = load_checkpoint(cfg.teacher)
     if cfg.sequence_level:
-        if generate is None:
-            raise LlmkitError("--sequence-level needs a generation function; run it through `llmkit compress distill`")
         if cfg.prompt_len >= cfg.batch.seq_len:
             raise LlmkitError(f"--prompt-len {cfg.prompt_len} must be shorter than --batch.seq_len {cfg.batch.seq_len}")
-        return run_pretrain(cfg, objective=SequenceLevelDistillation(teacher, generate, cfg.prompt_len, cfg.new_tokens))
+        return run_pretrain(cfg, objective=SequenceLevelDistillation(teacher, cfg.prompt_len, cfg.new_tokens))
     return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight,
                                                                 cfg.attention_weight))

@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
-from llmkit.int_grid import dequantize, quant_params, quantize_with
-from llmkit.native import build_extension
+from llmkit.quant.int_grid import dequantize, quant_params, quantize_with
+from llmkit.host.native import build_extension
 
 __all__ = ["QuantLinear", "dequantize", "quant_params", "quantize_with", "pack_int4", "unpack_int4"]
 

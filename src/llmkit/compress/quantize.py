@@ -26,8 +26,8 @@ from llmkit.compress.calibration import (
 from llmkit.compress.gptq import gptq_quantize
 from llmkit.compress.quant_linear import QuantLinear
 from llmkit.errors import LlmkitError
-from llmkit.nf4 import BLOCK as NF4_BLOCK
-from llmkit.nf4 import NF4Linear
+from llmkit.quant.nf4 import BLOCK as NF4_BLOCK
+from llmkit.quant.nf4 import NF4Linear
 
 METHODS = ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8")
 NEEDS_CALIBRATION = ("gptq", "awq")

@@ -9,7 +9,18 @@ from typing import Literal
 from tyro.conf import Positional
 
 
-def prepare(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
+def prepare(args: list[str], prog: str) -> None:
+    """`llmkit data prepare`: the flags of `prepare_settings`; with --config FILE, the file's settings
+    fill in every flag not given on the command line (a flag given there wins, even at its default)."""
+    import tyro
+
+    from llmkit.config import given_flags
+
+    settings = tyro.cli(prepare_settings, args=args, prog=prog)
+    run_prepare_settings(settings, given_flags(args))
+
+
+def prepare_settings(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
             tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
             text_field: str = "text", task: str | None = None, executor: Literal["local", "ray"] = "local",
             unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False,
@@ -40,22 +51,32 @@ def prepare(input: list[str], out: str, config: str | None = None, steps: str | 
         overwrite: write into a non-empty OUT that is not a `data prepare` output (only llmkit's files are
             replaced; inputs inside OUT are refused regardless).
     """
+    return dict(input=input, out=out, config=config, steps=steps, workers=workers, tokenizer=tokenizer,
+                vocab_size=vocab_size, decontaminate=decontaminate, text_field=text_field, task=task,
+                executor=executor, unit_mb=unit_mb, rejected=rejected, progress=progress, keep_work=keep_work,
+                overwrite=overwrite)
+
+
+FILE_SETTINGS = ("workers", "tokenizer", "vocab_size", "decontaminate", "text_field", "executor", "unit_mb",
+                 "rejected", "steps")
+
+
+def run_prepare_settings(flags: dict, given: set[str]) -> None:
+    """defaults < the --config file < flags given on the command line."""
     from llmkit.config import load_yaml, merge_settings
     from llmkit.data.pipeline import PrepareConfig
     from llmkit.data.pipeline import prepare as run_prepare
 
-    flags = dict(workers=workers, tokenizer=tokenizer, vocab_size=vocab_size, decontaminate=decontaminate,
-                 text_field=text_field, executor=executor, unit_mb=unit_mb, rejected=rejected, steps=steps)
-    signature = inspect.signature(prepare)
-    defaults = {name: signature.parameters[name].default for name in flags}  # a flag left at its default yields to the file
-    from_file = load_yaml(config) if config else {}
+    from_file = load_yaml(flags["config"]) if flags["config"] else {}
     step_list = from_file.pop("steps", None) if isinstance(from_file.get("steps"), list) else None
-    s = merge_settings(defaults, from_file, flags)
+    signature = inspect.signature(prepare_settings)
+    defaults = {name: signature.parameters[name].default for name in FILE_SETTINGS}
+    s = merge_settings(defaults, from_file, {k: flags[k] for k in FILE_SETTINGS if k in given})
     chosen = resolve_steps(step_list, s["steps"], s["tokenizer"], s["vocab_size"], s["decontaminate"])
-    run_prepare(PrepareConfig(inputs=input, out=out, steps=chosen, text_field=s["text_field"], workers=s["workers"],
-                              unit_mb=s["unit_mb"], keep_rejected=s["rejected"], task=task,
-                              executor=s["executor"], progress=progress, keep_work=keep_work,
-                              overwrite=overwrite))
+    run_prepare(PrepareConfig(inputs=flags["input"], out=flags["out"], steps=chosen, text_field=s["text_field"],
+                              workers=s["workers"], unit_mb=s["unit_mb"], keep_rejected=s["rejected"],
+                              task=flags["task"], executor=s["executor"], progress=flags["progress"],
+                              keep_work=flags["keep_work"], overwrite=flags["overwrite"]))
 
 
 def resolve_steps(configured: list[dict] | None, names: str | None, tokenizer: str | None, vocab_size: int,

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 from llmkit.data.sources import WorkUnit
+from llmkit.data.stages import build_step, read_stage_records, stage_dir
 from llmkit.data.stats import merge_step_lists
 
 
 def finalize(cfg, work: Path, out: Path, stages, final, units: list[WorkUnit]) -> dict:
-    from llmkit.data.pipeline import build_step, read_stage_records, stage_dir
 
     staging = work / "final"
     shutil.rmtree(staging, ignore_errors=True)
@@ -87,7 +87,6 @@ def _publish(staging: Path, out: Path) -> None:
 def step_seconds(work: Path, stages, units) -> dict[str, float]:
     """Time spent in each step, summed over units (CPU-seconds across workers; for benchmarks).
     A corpus step counts all three phases: keys per unit, the global decision, and applying it."""
-    from llmkit.data.pipeline import stage_dir
 
     totals: dict[str, float] = {}
     for stage in stages:

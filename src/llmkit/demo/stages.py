@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmkit.host_memory import process_memory_bytes, reset_peak_memory
+from llmkit.host.memory import process_memory_bytes, reset_peak_memory
 
 
 def dir_size_mib(path: Path) -> float:

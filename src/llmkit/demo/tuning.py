@@ -13,7 +13,7 @@ from pathlib import Path
 from llmkit.data.synthetic_tasks import write_task
 from llmkit.eval.exact_match import exact_match_rate
 from llmkit.finetune.align import AlignConfig, run_align
-from llmkit.finetune.lora import LoraConfig
+from llmkit.finetune.peft.lora import LoraConfig
 from llmkit.finetune.run import FinetuneConfig, run_finetune
 from llmkit.infer.llm import LLM
 from llmkit.train.config import DataConfig, OptimConfig, ScheduleConfig

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from llmkit.errors import LlmkitError
-from llmkit.train.config import ParallelConfig
+from llmkit.dist.config import ParallelConfig
 
 
 @dataclass

@@ -17,9 +17,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from llmkit.dist.context import DistContext
-from llmkit.dist.parallelize import model_stacks
+from llmkit.dist.stacks import model_stacks
 from llmkit.errors import LlmkitError
-from llmkit.train.config import ParallelConfig
+from llmkit.dist.config import ParallelConfig
 
 
 class DDP(DistributedDataParallel):

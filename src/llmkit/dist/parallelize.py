@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 from llmkit.dist.context import DistContext
-from llmkit.train.config import PretrainConfig
+from llmkit.dist.config import ParallelConfig
+from llmkit.dist.data_parallel import apply_data_parallel
+from llmkit.dist.stacks import model_stacks
+from llmkit.dist.tensor_parallel import apply_tensor_parallel
 
 
 def apply_activation_checkpointing(model: nn.Module, mode: str, every: int = 2) -> None:
@@ -30,22 +33,15 @@ def apply_compile(model: nn.Module) -> None:
             stack.layers[i] = torch.compile(block)
 
 
-def model_stacks(model: nn.Module) -> list[nn.Module]:
-    """The modules holding blocks: the model itself, or an encoder-decoder's two halves."""
-    return [m for m in (model, getattr(model, "encoder", None), getattr(model, "decoder", None))
-            if m is not None and hasattr(m, "layers")]
-
-
-def parallelize(model: nn.Module, cfg: PretrainConfig, ctx: DistContext) -> nn.Module:
+def parallelize(model: nn.Module, ctx: DistContext, parallel: ParallelConfig, activation_checkpointing: str = "none",
+                ac_every: int = 2, compile: bool = False) -> nn.Module:
+    """Apply, in torchtitan's order, tensor parallelism -> activation checkpointing -> per-block
+    compile -> FSDP2/DDP; each step only where its degree or flag asks for it."""
     if ctx.degree("tp") > 1:
-        from llmkit.dist.tensor_parallel import apply_tensor_parallel
-
-        apply_tensor_parallel(model, ctx.mesh["tp"], cfg.parallel.sequence_parallel)
-    apply_activation_checkpointing(model, cfg.activation_checkpointing, cfg.ac_every)
-    if cfg.compile:
+        apply_tensor_parallel(model, ctx.mesh["tp"], parallel.sequence_parallel)
+    apply_activation_checkpointing(model, activation_checkpointing, ac_every)
+    if compile:
         apply_compile(model)
     if ctx.dp_size > 1:
-        from llmkit.dist.data_parallel import apply_data_parallel
-
-        model = apply_data_parallel(model, cfg.parallel, ctx)
+        model = apply_data_parallel(model, parallel, ctx)
     return model

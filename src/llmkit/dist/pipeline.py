@@ -18,8 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmkit.errors import LlmkitError
-from llmkit.model.transformer import LanguageModelHead, Stack, default_positions
-from llmkit.train.task import IGNORE_INDEX
+from llmkit.model.transformer import LanguageModelHead, StackParts, default_positions
 
 
 def stage_layer_ids(n_layer: int, stages: int, stage: int) -> list[int]:
@@ -29,7 +28,10 @@ def stage_layer_ids(n_layer: int, stages: int, stage: int) -> list[int]:
     return list(range(start, start + base + (stage < extra)))
 
 
-class PipelineStageModule(nn.Module):
+class PipelineStageModule(StackParts, LanguageModelHead):
+    """One pipeline stage's share of a decoder: its blocks (and the embedding on the first stage, the
+    final norm and head on the last), run with the model's own context building and embedding."""
+
     def __init__(self, model: nn.Module, stage: int, stages: int):
         super().__init__()
         cfg = model.cfg
@@ -53,23 +55,24 @@ class PipelineStageModule(nn.Module):
         """Tokens (B, T) on the first stage, hidden states (B, T, C) elsewhere."""
         if self.first:
             pos = default_positions(x)
-            x = LanguageModelHead.embed(self, x)  # the model's own embedding (Gemma scales it), called unbound
+            x = self.embed(x)  # the model's own embedding (Gemma scales it)
             added = self.positions.embed(pos)
             x = x if added is None else x + added.to(x.dtype)
         pos = default_positions(x[..., 0] if x.ndim == 3 else x)
-        ctx = Stack.context(self, pos, False, None, None, x.dtype)
+        ctx = self.context(pos, False, None, None, x.dtype)
         for i in self.layer_ids:
-            x = self.layers[str(i)](x, Stack.layer_context(self, i, ctx), i)
+            x = self.layers[str(i)](x, self.layer_context(i, ctx), i)
         return self.lm_head(self.norm(x)) if self.last else x
 
 
 class PipelineRunner:
     """Runs one training step's forward and backward through the pipeline schedule."""
 
-    def __init__(self, model: nn.Module, ctx, schedule: str, microbatches: int):
+    def __init__(self, model: nn.Module, ctx, schedule: str, microbatches: int, ignore_index: int = -100):
+        """ignore_index: the target id that marks positions without a loss (the trainer's IGNORE_INDEX)."""
         from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
-        self.ctx = ctx
+        self.ctx, self.ignore_index = ctx, ignore_index
         self.stage_index, self.stages = ctx.mesh["pp"].get_local_rank(), ctx.degree("pp")
         self.module = PipelineStageModule(model, self.stage_index, self.stages)
         stage = PipelineStage(self.module, self.stage_index, self.stages, ctx.device, group=ctx.mesh["pp"].get_group())
@@ -78,7 +81,7 @@ class PipelineRunner:
         self.schedule = kind(stage, n_microbatches=microbatches, loss_fn=self._loss)
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        summed = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
+        summed = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=self.ignore_index,
                                  reduction="sum")
         return summed / self.total_tokens  # the mean over every target token of the step
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from llmkit.dist.parallelize import model_stacks
+from llmkit.dist.stacks import model_stacks
 from llmkit.errors import LlmkitError
 
 BLOCK_PLAN = {
@@ -47,11 +47,7 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh, sequence_parallel: bool = F
             plan = {name: styles[style]() for name, style in BLOCK_PLAN.items() if _has(block, name)}
             if sequence_parallel:
                 plan |= _sequence_parallel_block_plan()
-            parallelize_module(block, tp_mesh, plan)
-            for attention in (getattr(block, "attn", None), getattr(block, "cross_attn", None)):
-                if attention is not None:  # the module reshapes by head count: use this rank's share
-                    attention.n_head //= size
-                    attention.n_kv_head //= size
+            parallelize_module(block, tp_mesh, plan)  # attention reads its head counts off the sharded projections
     if sequence_parallel:
         parallelize_module(model, tp_mesh, _sequence_parallel_model_plan())
 

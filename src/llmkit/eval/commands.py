@@ -34,7 +34,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
              cot: bool = False, self_consistency: int = 0, temperature: float = 0.7, system: str | None = None,
              limit: int | None = None, batch_size: int = 16, stride: int | None = None, perturb: float = 0.0,
              max_new_tokens: int | None = None, device: str = "cpu", progress: bool = True,
-             overwrite: bool = False, dtype: str = "auto") -> None:
+             overwrite: bool = False, dtype: str = "auto", adapter: str | None = None) -> None:
     """Evaluate CHECKPOINT on TASKS and write OUT/results.json and OUT/results.md.
 
     Args:
@@ -60,6 +60,7 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
         progress: show a progress bar per task.
         overwrite: write into a non-empty OUT that holds no evaluation results (only llmkit's files are replaced).
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
+        adapter: a fine-tuned adapter directory (any `llmkit finetune` method) evaluated on top of CHECKPOINT.
     """
     from llmkit.eval.evaluator import EvalOptions
     from llmkit.eval.prompting import PromptOptions
@@ -73,13 +74,13 @@ def evaluate(checkpoint: str, tasks: list[str], out: str, shots: int = 0, seed: 
 
     from llmkit.fileio import check_output, mark_output
 
-    check_output(out, "eval", overwrite, [checkpoint, *(t for t in tasks if t.endswith((".yaml", ".yml")))])
+    check_output(out, "eval", overwrite, [checkpoint, *([adapter] if adapter else []), *(t for t in tasks if t.endswith((".yaml", ".yml")))])
     specs = resolve_tasks(tasks)  # a bad task name or file fails before the model loads
-    llm = LLM.load(checkpoint, device=device, dtype=dtype)
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
     options = EvalOptions(PromptOptions(shots, seed, chat, cot, system), self_consistency, temperature, batch_size,
                           limit, stride, perturb, max_new_tokens, progress)
     results = run_tasks(llm, specs, options)
-    header = {"checkpoint": checkpoint, "tasks": tasks, "options": {
+    header = {"checkpoint": checkpoint, "adapter": adapter, "tasks": tasks, "options": {
         "shots": shots, "seed": seed, "chat": chat, "cot": cot, "self_consistency": self_consistency,
         "temperature": temperature, "limit": limit, "stride": stride, "perturb": perturb}}
     write_results(out, header, results)

@@ -30,7 +30,7 @@ from llmkit.data.loader import TokenDataset
 from llmkit.errors import LlmkitError
 from llmkit.eval.decode_memory import peak_decode_memory
 from llmkit.fileio import atomic_write_text, write_json
-from llmkit.infer import generate_ids
+from llmkit.decode import generate_ids
 from llmkit.tokenizer import Tokenizer
 
 ALL_METHODS = ("int8", "int4", "gptq", "awq", "nf4", "dynamic-int8", "magnitude", "wanda", "sparsegpt", "wanda-2:4", "sparsegpt-2:4",

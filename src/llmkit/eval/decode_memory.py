@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llmkit.host_memory import process_memory_bytes
+from llmkit.host.memory import process_memory_bytes
 
 
 def peak_decode_memory(checkpoint: str | Path, new_tokens: int = 64) -> int | None:

@@ -22,6 +22,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from llmkit.decode.generate import generate_ids
+from llmkit.decode.sampling_params import SamplingParams
+from llmkit.decode.stops import cut_at_stops
 from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     encode_pair,
@@ -41,10 +44,7 @@ from llmkit.eval.prompting import (
 )
 from llmkit.eval.safety import refusal_rates
 from llmkit.eval.security import bias_gaps, canary_leakage, perturb_characters
-from llmkit.eval.stops import cut_at_stops, stop_token_ids
 from llmkit.eval.task_spec import TaskSpec
-from llmkit.infer.generate import generate_ids
-from llmkit.infer.sampling import SamplingConfig
 
 SHOWN = 5  # samples kept per task in the results
 
@@ -140,18 +140,18 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     max_new = options.max_new_tokens or task.max_new_tokens * (4 if cot else 1)
     stops = [task.fewshot_separator] if cot else task.stop  # a worked solution may span lines
     regex = task.answer_regex or (COT_ANSWER_REGEX if cot else None)
-    sampling = SamplingConfig(temperature=options.temperature if options.self_consistency > 0 else 0.0,
-                              seed=prompt_options.seed)
+    sampled = options.self_consistency > 0
+    params = SamplingParams(temperature=options.temperature if sampled else 0.0, seed=prompt_options.seed,
+                            n=samples_per_question, stop=list(stops))
     contexts = [build_context(task, r, i, prompt_options, tokenizer, transform) for i, r in enumerate(records)]
-    prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts for _ in range(samples_per_question)]
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    stop_ids = set(llm.stop_ids) | stop_token_ids(tokenizer, stops)
+    prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts]
+    per_batch = max(1, options.batch_size // samples_per_question)
     outputs = []
-    with _bar(task, options, len(prompts), "sample") as bar:
-        for start in range(0, len(prompts), options.batch_size):
-            outputs += generate_ids(llm.model, prompts[start: start + options.batch_size], max_new, sampling,
-                                    stop_ids=stop_ids, pad_id=pad)
-            bar.update(len(prompts[start: start + options.batch_size]))
+    with _bar(task, options, len(prompts) * samples_per_question, "sample") as bar:
+        for start in range(0, len(prompts), per_batch):
+            batch = prompts[start: start + per_batch]
+            outputs += generate_ids(llm.model, batch, max_new, params, llm.stop_ids, tokenizer)
+            bar.update(len(batch) * samples_per_question)
     texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
     per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}
     predictions, references, samples = [], [], []

@@ -22,16 +22,15 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from llmkit.decode import SamplingParams, generate_ids
+from llmkit.decode.stops import cut_at_stops
 from llmkit.errors import LlmkitError
 from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     encode_pair,
     rolling_loglikelihoods,
 )
-from llmkit.eval.stops import cut_at_stops, stop_token_ids
-from llmkit.infer.generate import generate_ids
 from llmkit.infer.llm import LLM
-from llmkit.infer.sampling import SamplingConfig
 
 
 @register_model("llmkit")
@@ -64,8 +63,8 @@ class LlmkitLM(LM):
         return [total for total, _ in rolling_loglikelihoods(self.llm.model, texts, self.prefix_id, None, self.batch)]
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Requests with the same stop strings, length and temperature are decoded together in
-        batches (longest prompts first, so rows of a batch are alike in length)."""
+        """Requests with the same stop strings, length and temperature go to the Engine together;
+        it keeps up to `batch_size` of them decoding at once, refilling a row as soon as one ends."""
         groups: dict[tuple, list[int]] = {}
         prompts = []
         for index, request in enumerate(requests):
@@ -77,16 +76,12 @@ class LlmkitLM(LM):
             prompts.append(self.tokenizer.encode(context, add_special_tokens=False) or [self.prefix_id])
             groups.setdefault(key, []).append(index)
         outputs: list[str | None] = [None] * len(requests)
-        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
         for (until, max_new, temperature), indices in groups.items():
-            stop_ids = set(self.llm.stop_ids) | stop_token_ids(self.tokenizer, until)
-            indices.sort(key=lambda i: -len(prompts[i]))
-            for start in range(0, len(indices), self.batch):
-                chunk = indices[start: start + self.batch]
-                generated = generate_ids(self.llm.model, [prompts[i] for i in chunk], max_new,
-                                         SamplingConfig(temperature=temperature), stop_ids=stop_ids, pad_id=pad)
-                for i, ids in zip(chunk, generated):
-                    outputs[i] = cut_at_stops(self.tokenizer.decode(ids), until)
+            params = SamplingParams(temperature=temperature, stop=list(until))
+            generated = generate_ids(self.llm.model, [prompts[i] for i in indices], max_new, params,
+                                     self.llm.stop_ids, self.tokenizer, self.batch)
+            for i, ids in zip(indices, generated, strict=True):
+                outputs[i] = cut_at_stops(self.tokenizer.decode(ids), until)
         return outputs
 
 

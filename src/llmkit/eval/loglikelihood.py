@@ -50,12 +50,13 @@ def _score_rows(model, rows: list[list[int]], targets_from: list[int], greedy: b
     unique: dict[tuple[int, ...], int] = {}
     for row in rows:
         unique.setdefault(tuple(row[:-1]), len(unique))
-    inputs = list(unique)
+    prefix = list(model.input_prefix_ids)  # a soft prompt's virtual tokens
+    inputs = [prefix + list(row) for row in unique]
     width = max(map(len, inputs))
     tokens = torch.zeros(len(inputs), width, dtype=torch.long)  # (B, T) right-padded
     for i, row in enumerate(inputs):
         tokens[i, : len(row)] = torch.tensor(row)
-    logits = model(tokens)  # (B, T, V): position t predicts token t+1
+    logits = model(tokens)[:, len(prefix):]  # (B, T, V): position t predicts token t+1
     out = []
     for row, start in zip(rows, targets_from, strict=True):
         # normalise only where targets are scored: a context's positions need no softmax

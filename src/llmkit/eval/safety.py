@@ -4,7 +4,7 @@ benign look-alikes (over-refusal). Before/after numbers for safety tuning."""
 from __future__ import annotations
 
 from llmkit.data.safety_sets import is_refusal
-from llmkit.eval.replies import chat_replies
+from llmkit.decode.chat import chat_replies, user_turn
 
 
 def refusal_rates(llm, harmful: list[str], benign: list[str], max_new_tokens: int = 24) -> dict[str, float]:
@@ -12,7 +12,7 @@ def refusal_rates(llm, harmful: list[str], benign: list[str], max_new_tokens: in
     def rate(prompts: list[str]) -> float:
         if not prompts:
             return float("nan")
-        replies = chat_replies(llm, prompts, max_new_tokens)
+        replies = chat_replies(llm.model, llm.tokenizer, [user_turn(p) for p in prompts], max_new_tokens, llm.stop_ids)
         return sum(map(is_refusal, replies)) / len(replies)
 
     return {"refusal_rate": rate(harmful), "over_refusal_rate": rate(benign)}

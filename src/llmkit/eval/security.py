@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from llmkit.data.canaries import same_shape
 from llmkit.eval.loglikelihood import continuation_loglikelihoods, encode_pair
-from llmkit.infer.generate import generate_ids
+from llmkit.decode import generate_ids
 
 
 def perturb_characters(text: str, rate: float, rng: random.Random) -> str:
@@ -52,10 +52,9 @@ def canary_leakage(llm, records: list[dict], candidates: int = 63, seed: int = 0
     prompts = [tokenizer.encode(r["prefix"]) for r in records]
     lengths = [len(tokenizer.encode(" " + r["secret"], add_special_tokens=False)) + 2 for r in records]
     extracted, exposures, samples = [], [], []
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     for start in range(0, len(records), batch_size):
         outs = generate_ids(llm.model, prompts[start:start + batch_size], max(lengths[start:start + batch_size]),
-                            stop_ids=llm.stop_ids, pad_id=pad)
+                            stop_ids=llm.stop_ids)
         for record, out in zip(records[start:start + batch_size], outs):
             text = tokenizer.decode(out)
             extracted.append(record["secret"] in text)

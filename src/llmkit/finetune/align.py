@@ -19,7 +19,8 @@ from typing import Literal
 import torch
 
 from llmkit.errors import LlmkitError
-from llmkit.finetune.lora import LoraConfig
+from llmkit.finetune.peft.ia3 import IA3Config
+from llmkit.finetune.peft.lora import LoraConfig
 from llmkit.finetune.preference_data import PreferenceLoader, pair_batch, split_pairs
 from llmkit.finetune.preference_task import PreferenceTask
 from llmkit.finetune.run import (
@@ -29,17 +30,19 @@ from llmkit.finetune.run import (
     fit_resumable,
     load_tuned,
 )
-from llmkit.train.config import OptimConfig, PretrainConfig
+from llmkit.train.config import OptimConfig, RunConfig
 from llmkit.train.trainer import Trainer
 
 
 @dataclass
-class AlignConfig(PretrainConfig):
+class AlignConfig(RunConfig):
     checkpoint: str = ""
+    data: str = ""  # preference pairs (dpo, ipo, simpo, orpo) or prompts (ppo, grpo), JSONL
     out: str = "runs/align"
     method: Literal["dpo", "ipo", "simpo", "orpo", "ppo", "grpo"] = "dpo"
     tune: Literal["full", "lora", "qlora", "dora", "ia3"] = "lora"
     lora: LoraConfig = field(default_factory=LoraConfig)
+    ia3: IA3Config = field(default_factory=IA3Config)
     beta: float = 0.1  # DPO/IPO/SimPO temperature
     gamma: float = 0.5  # SimPO target margin
     lam: float = 0.1  # ORPO weight of the odds-ratio term
@@ -78,19 +81,18 @@ def preference_accuracy(task: PreferenceTask, model, pairs, pad_id: int, batch_s
     return {"margin": margin_wins / len(pairs), "likelihood": likelihood_wins / len(pairs)}
 
 
-def run_align(cfg: AlignConfig, generate=None) -> dict:
-    """`generate` (llmkit.infer.rollout.sample_completions) is needed by ppo and grpo only."""
+def run_align(cfg: AlignConfig) -> dict:
     if cfg.method in ("ppo", "grpo"):
         from llmkit.finetune.rl_run import run_rl
 
         if not cfg.checkpoint or not cfg.data:
             raise LlmkitError("--checkpoint DIR and --data prompts.jsonl are required")
-        return run_rl(cfg, generate)
+        return run_rl(cfg)
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data prefs.jsonl are required")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)
     held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    pad = tokenizer.padding_id
     task = PreferenceTask(cfg.method, model, cfg.beta, cfg.gamma, cfg.lam, cfg.label_smoothing)
     before = preference_accuracy(task, model, held, pad)
     out = Path(cfg.out)

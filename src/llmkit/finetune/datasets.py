@@ -1,5 +1,6 @@
 """What every fine-tuning task reads and iterates: JSONL example files (errors name file:line) and
-endless shuffled batches over a fixed list of examples, resumable by batch counter."""
+endless shuffled batches over a fixed list of examples, resumable by batch counter; prompt files
+(RL and context distillation)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,14 @@ class ShuffledBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
+
+
+def read_prompts(path: str | Path) -> list[dict]:
+    records = []
+    for where, record in read_jsonl(path, "prompt data"):
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise LlmkitError(f"{where}: each line needs a \"prompt\" string (and what the reward reads, e.g. \"answer\")")
+        records.append(record)
+    if not records:
+        raise LlmkitError(f"{path} has no prompts")
+    return records

@@ -15,7 +15,6 @@ import torch
 
 from llmkit.finetune.preference_losses import token_logprobs
 from llmkit.finetune.rollouts import (
-    GenerateFn,
     PromptLoader,
     RewardFn,
     RolloutTask,
@@ -30,9 +29,9 @@ __all__ = ["GRPOTask", "PromptLoader"]
 class GRPOTask(RolloutTask):
     name = "grpo"
 
-    def __init__(self, policy, tokenizer, reward_fn: RewardFn, generate: GenerateFn, group_size: int = 4,
+    def __init__(self, policy, tokenizer, reward_fn: RewardFn, group_size: int = 4,
                  max_new_tokens: int = 16, temperature: float = 1.0, beta: float = 0.04, seed: int = 0):
-        super().__init__(policy, tokenizer, reward_fn, generate, max_new_tokens, temperature, seed)
+        super().__init__(policy, tokenizer, reward_fn, max_new_tokens, temperature, seed)
         self.group_size, self.beta = group_size, beta
 
     def make_batch(self, records: list[dict], _targets=None, generator=None) -> dict:

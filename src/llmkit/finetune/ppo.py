@@ -20,7 +20,6 @@ from torch import nn
 
 from llmkit.finetune.preference_losses import token_logprobs
 from llmkit.finetune.rollouts import (
-    GenerateFn,
     RewardFn,
     RolloutTask,
     masked_mean,
@@ -75,9 +74,9 @@ class PPOSettings:
 class PPOTask(RolloutTask):
     name = "ppo"
 
-    def __init__(self, actor_critic: ActorCritic, tokenizer, reward_fn: RewardFn, generate: GenerateFn,
+    def __init__(self, actor_critic: ActorCritic, tokenizer, reward_fn: RewardFn,
                  settings: PPOSettings | None = None, max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0):
-        super().__init__(actor_critic.policy, tokenizer, reward_fn, generate, max_new_tokens, temperature, seed)
+        super().__init__(actor_critic.policy, tokenizer, reward_fn, max_new_tokens, temperature, seed)
         self.actor_critic, self.settings = actor_critic, settings or PPOSettings()
         self._rollout_batch, self._uses = None, 0
         self.last_stats: dict[str, float] = {}

@@ -19,13 +19,16 @@ from llmkit.finetune.reward import (
     save_reward_model,
 )
 from llmkit.finetune.run import data_parallel, finish_run, fit_resumable, load_tuned
-from llmkit.train.config import OptimConfig, PretrainConfig
+from llmkit.train.config import OptimConfig, RunConfig
 from llmkit.train.trainer import Trainer
 
 
 @dataclass
-class RewardConfig(PretrainConfig):
+class RewardConfig(RunConfig):
+    """`llmkit reward train`: the training loop's settings plus the base checkpoint and preference pairs."""
+
     checkpoint: str = ""
+    data: str = ""  # preference pairs JSONL ({"prompt", "chosen", "rejected"})
     out: str = "runs/reward"
     held_out: float = 0.1
     max_steps: int = 100
@@ -58,7 +61,7 @@ def run_reward(cfg: RewardConfig) -> dict:
     body, tokenizer, ctx, _, _ = load_tuned(cfg, "full")
     model = RewardModel(body)
     held, train = split_pairs(tokenizer, cfg.data, cfg.batch.seq_len, cfg.held_out, cfg.seed)
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    pad = tokenizer.padding_id
     before = pairwise_accuracy(model, held, pad)
     out = Path(cfg.out)
     trained, loader = data_parallel(model, cfg, ctx, RewardLoader(train, cfg.batch.batch_size, pad, cfg.seed))

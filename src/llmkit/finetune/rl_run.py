@@ -15,12 +15,11 @@ from pathlib import Path
 
 import torch
 
-from llmkit.errors import LlmkitError
-from llmkit.finetune.datasets import read_jsonl
+from llmkit.finetune.datasets import read_prompts
 from llmkit.finetune.grpo import GRPOTask
 from llmkit.finetune.ppo import ActorCritic, PPOSettings, PPOTask
 from llmkit.finetune.reward import load_reward_model
-from llmkit.finetune.rollouts import GenerateFn, PromptLoader, RewardFn
+from llmkit.finetune.rollouts import PromptLoader, RewardFn
 from llmkit.finetune.run import (
     data_parallel,
     export_tuned,
@@ -30,17 +29,6 @@ from llmkit.finetune.run import (
 )
 from llmkit.finetune.verifiable_rewards import resolve_reward_fn, reward_model_fn
 from llmkit.train.trainer import Trainer
-
-
-def read_prompts(path: str | Path) -> list[dict]:
-    records = []
-    for where, record in read_jsonl(path, "prompt data"):
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-            raise LlmkitError(f"{where}: each line needs a \"prompt\" string (and what the reward reads, e.g. \"answer\")")
-        records.append(record)
-    if not records:
-        raise LlmkitError(f"{path} has no prompts")
-    return records
 
 
 def build_reward(cfg, tokenizer, device) -> RewardFn:
@@ -61,10 +49,7 @@ def mean_reward(task, records: list[dict], samples: int = 4, batch_size: int = 8
     return total / (len(records) * samples)
 
 
-def run_rl(cfg, generate: GenerateFn | None) -> dict:
-    if generate is None:
-        raise LlmkitError(f"--method {cfg.method} needs a generation function; run it through the `llmkit align` CLI "
-                          "or pass generate=llmkit.infer.rollout.sample_completions")
+def run_rl(cfg) -> dict:
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.tune)
     records = read_prompts(cfg.data)
     random.Random(cfg.seed).shuffle(records)
@@ -73,11 +58,11 @@ def run_rl(cfg, generate: GenerateFn | None) -> dict:
     reward = build_reward(cfg, tokenizer, ctx.device)
     if cfg.method == "ppo":
         trained = ActorCritic(model)
-        task = PPOTask(trained, tokenizer, reward, generate, PPOSettings(kl_coef=cfg.kl_coef, clip=cfg.clip,
+        task = PPOTask(trained, tokenizer, reward, PPOSettings(kl_coef=cfg.kl_coef, clip=cfg.clip,
                        ppo_epochs=cfg.ppo_epochs), cfg.max_new_tokens, cfg.temperature, cfg.seed)
     else:
         trained = model
-        task = GRPOTask(model, tokenizer, reward, generate, cfg.group_size, cfg.max_new_tokens, cfg.temperature,
+        task = GRPOTask(model, tokenizer, reward, cfg.group_size, cfg.max_new_tokens, cfg.temperature,
                         cfg.kl_coef, cfg.seed)
     before = mean_reward(task, held)
     out = Path(cfg.out)

@@ -1,9 +1,6 @@
 """What the RL tasks (PPO, GRPO) share: a frozen reference copy of the starting policy, chat-formatted
-prompts, rollouts through an injected generation function, reward scoring, and the padded
+prompts, rollouts through the decoding Engine (llmkit.decode), reward scoring, and the padded
 prompt + completion batch whose targets keep only completion tokens.
-
-The generation function comes from the caller (the CLI passes llmkit.infer.rollout.sample_completions):
-the inference layer sits above this one, so it is handed in, not imported.
 """
 
 from __future__ import annotations
@@ -13,12 +10,12 @@ from collections.abc import Callable
 
 import torch
 
+from llmkit.decode import SamplingParams, generate_ids
+from llmkit.decode.chat import chat_prompt_ids, user_turn
 from llmkit.finetune.datasets import ShuffledBatches
 from llmkit.train.task import IGNORE_INDEX
 
 RewardFn = Callable[[str, dict], float]  # (completion text, prompt record) -> reward
-# (model, prompt ids, max_new_tokens, temperature, seed, stop ids, pad id) -> completion ids per prompt
-GenerateFn = Callable[..., list[list[int]]]
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -31,15 +28,14 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 class RolloutTask:
     """Base of the on-policy tasks: `rollout(records, per_prompt)` samples and scores completions."""
 
-    def __init__(self, policy, tokenizer, reward_fn: RewardFn, generate: GenerateFn, max_new_tokens: int,
-                 temperature: float, seed: int):
-        self.policy, self.tokenizer, self.reward_fn, self.generate = policy, tokenizer, reward_fn, generate
+    def __init__(self, policy, tokenizer, reward_fn: RewardFn, max_new_tokens: int, temperature: float, seed: int):
+        self.policy, self.tokenizer, self.reward_fn = policy, tokenizer, reward_fn
         self.max_new_tokens, self.temperature, self.seed, self.rollouts = max_new_tokens, temperature, seed, 0
         self.reference = frozen_copy(policy)
         end = tokenizer.token_id("<|im_end|>")
         self.end_id = end if end is not None else tokenizer.eos_id  # what a finished completion ends with
         self.stop_ids = {i for i in (tokenizer.eos_id, end) if i is not None}
-        self.pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+        self.pad = tokenizer.padding_id
         self.last_rewards: torch.Tensor | None = None
 
     def state_dict(self) -> dict:
@@ -50,20 +46,18 @@ class RolloutTask:
         self.rollouts = state["rollouts"]
 
     def prompt_ids(self, record: dict) -> list[int]:
-        text = self.tokenizer.apply_chat_template([{"role": "user", "content": record["prompt"]}],
-                                                  add_generation_prompt=True)
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        return chat_prompt_ids(self.tokenizer, user_turn(record["prompt"]))
 
     @torch.no_grad()
     def rollout(self, records: list[dict], per_prompt: int) -> tuple[list[list[int]], list[list[int]], torch.Tensor]:
         """(prompt ids, completion ids, rewards (N,)) for `per_prompt` samples of each record. A
         completion that stopped before the budget keeps its end token, so stopping is learned too."""
-        prompts = [self.prompt_ids(r) for r in records for _ in range(per_prompt)]
+        unique = [self.prompt_ids(r) for r in records]
+        prompts = [p for p in unique for _ in range(per_prompt)]
         self.rollouts += 1
         was_training = self.policy.training
-        self.policy.eval()
-        completions = self.generate(self.policy, prompts, self.max_new_tokens, self.temperature,
-                                    self.seed * 1_000_003 + self.rollouts, self.stop_ids, self.pad)
+        params = SamplingParams(temperature=self.temperature, seed=self.seed * 1_000_003 + self.rollouts, n=per_prompt)
+        completions = generate_ids(self.policy, unique, self.max_new_tokens, params, self.stop_ids)  # n per prompt
         self.policy.train(was_training)
         rewards = torch.tensor([self.reward_fn(self.tokenizer.decode(c), records[i // per_prompt])
                                 for i, c in enumerate(completions)], dtype=torch.float32)

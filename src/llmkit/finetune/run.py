@@ -8,8 +8,10 @@ task is next-token loss on assistant tokens (llmkit.finetune.sft_data).
     OUT/soft_prompt/ prompt, ptuning, full --with-soft-prompt: the soft prompt (PEFT's PROMPT_TUNING
                      layout); prompt and ptuning leave the model unchanged and write no final/
     OUT/adapter/     adapter (Houlsby bottleneck adapters) and OUT/prefix/ (prefix tuning): these cannot be
-                     folded into the weights, so no final/; load them onto the base model
-                     (llmkit.finetune.bottleneck.load_bottleneck_adapters, .prefix_tuning.load_prefix)
+                     folded into the weights, so no final/
+Every adapter directory loads onto its base model with `--adapter DIR` (generate, chat, serve,
+evaluate), `LLM.load(path, adapter=DIR)` or llmkit.finetune.peft.load_adapter; the methods are
+llmkit.finetune.peft's registry.
 """
 
 from __future__ import annotations
@@ -27,45 +29,29 @@ from llmkit.data.safety_sets import SAFETY_PREPROMPT
 from llmkit.dist.context import init_distributed, shutdown
 from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
-from llmkit.finetune.bottleneck import (
-    BottleneckConfig,
-    apply_bottleneck_adapters,
-    save_bottleneck_adapters,
-)
-from llmkit.finetune.ia3 import IA3Config, apply_ia3, merge_ia3, save_ia3_adapter
-from llmkit.finetune.lora import (
-    LoraConfig,
-    apply_lora,
-    load_adapter,
-    merge_lora,
-    save_adapter,
-    trainable_parameters,
-)
-from llmkit.finetune.prefix_tuning import apply_prefix_tuning, save_prefix
-from llmkit.finetune.prompt_tuning import (
-    SoftPromptEmbedding,
-    apply_p_tuning,
-    apply_prompt_tuning,
-    save_prompt_adapter,
-)
+from llmkit.finetune.peft import method
+from llmkit.finetune.peft.bottleneck import BottleneckConfig
+from llmkit.finetune.peft.ia3 import IA3Config
+from llmkit.finetune.peft.lora import LoraConfig, load_lora_adapter, merge_lora, trainable_parameters
+from llmkit.finetune.peft.prompt import SoftPromptEmbedding, apply_prompt_tuning, save_prompt_adapter
 from llmkit.finetune.sft_data import (
     PackedSFTLoader,
     SFTLoader,
     read_conversations,
     sft_examples,
 )
-from llmkit.nf4 import quantize_model_nf4
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint
-from llmkit.train.config import OptimConfig, ParallelConfig, PretrainConfig
+from llmkit.dist.config import ParallelConfig
+from llmkit.train.config import OptimConfig, RunConfig
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import CausalLM, PackedCausalLM
 from llmkit.train.trainer import Trainer
 
 
 @dataclass
-class FinetuneConfig(PretrainConfig):
-    """The pre-training loop's settings (optimizer, schedule, batch, precision...) plus what to tune.
+class FinetuneConfig(RunConfig):
+    """The training loop's settings (optimizer, schedule, batch, precision...) plus what to tune.
     `data` is a JSONL file of conversations; `batch.seq_len` caps each example's length."""
 
     checkpoint: str = ""  # HF-layout checkpoint directory (or .gguf file) with its tokenizer
@@ -89,15 +75,11 @@ class FinetuneConfig(PretrainConfig):
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4))
 
 
-def data_parallel_only(parallel: ParallelConfig) -> ParallelConfig:
-    """Under torchrun, fine-tuning replicates the (mostly frozen) model on every rank: DDP over all ranks."""
+def data_parallel_only() -> ParallelConfig:
+    """Under torchrun, fine-tuning replicates the (mostly frozen) model on every rank: DDP over all
+    ranks (tensor, pipeline and FSDP sharding are pre-training's, so these verbs have no such flags)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return parallel
-    if parallel.tp != 1 or parallel.pp != 1 or parallel.dp_shard not in (-1, 1):
-        raise LlmkitError("fine-tuning runs data parallel (DDP) under torchrun; tensor, pipeline and FSDP "
-                          "sharding (--parallel.tp/pp/dp_shard) are for pre-training")
-    return replace(parallel, dp_replicate=world, dp_shard=1)
+    return ParallelConfig(dp_replicate=world, dp_shard=1)
 
 
 def data_parallel(model, cfg, ctx, loader):
@@ -106,7 +88,7 @@ def data_parallel(model, cfg, ctx, loader):
         return model, loader
     from llmkit.dist.data_parallel import apply_data_parallel
 
-    return apply_data_parallel(model, cfg.parallel, ctx), loader.shard(ctx.dp_rank, ctx.dp_size)
+    return apply_data_parallel(model, data_parallel_only(), ctx), loader.shard(ctx.dp_rank, ctx.dp_size)
 
 
 def fit_resumable(trainer, cfg, tokenizer):
@@ -122,24 +104,14 @@ def fit_resumable(trainer, cfg, tokenizer):
 def load_tuned(cfg, tune: str):
     """The checkpoint's model made ready to tune (LoRA-wrapped or all trainable), its tokenizer,
     the (single-process) context, and the trainable/total parameter counts."""
-    ctx = init_distributed(data_parallel_only(cfg.parallel), cfg.device)
+    ctx = init_distributed(data_parallel_only(), cfg.device)
     path = Path(cfg.checkpoint)
     tokenizer = Tokenizer.from_dir(path)
     torch.manual_seed(cfg.seed)
     model = load_checkpoint(path, device=ctx.device)
-    if tune == "qlora":
-        quantize_model_nf4(model)  # every Linear but the head; LoRA then wraps the targets
-    if tune in ("lora", "qlora", "dora"):
-        apply_lora(model, replace(cfg.lora, use_dora=cfg.lora.use_dora or tune == "dora"))
-    elif tune == "ia3":
-        apply_ia3(model, getattr(cfg, "ia3", IA3Config()))
-    elif tune == "adapter":
-        apply_bottleneck_adapters(model, getattr(cfg, "adapter", BottleneckConfig()))
-    elif tune == "prefix":
-        apply_prefix_tuning(model, cfg.prompt_tokens)
-    elif tune in ("prompt", "ptuning"):
-        (apply_p_tuning if tune == "ptuning" else apply_prompt_tuning)(model, cfg.prompt_tokens)
-    elif tune == "full" and getattr(cfg, "prompt_tokens", 0) and getattr(cfg, "with_soft_prompt", False):
+    if tune != "full":
+        method(tune).apply(model, cfg)
+    elif getattr(cfg, "prompt_tokens", 0) and getattr(cfg, "with_soft_prompt", False):
         apply_prompt_tuning(model, cfg.prompt_tokens)  # prompt + LM tuning: everything trains
         for p in model.parameters():
             p.requires_grad_(True)
@@ -150,36 +122,31 @@ def load_tuned(cfg, tune: str):
 
 
 def export_tuned(trainer, model, tune: str, out: Path, tokenizer, base: str) -> None:
-    """OUT/adapter (LoRA, PEFT layout) and OUT/final (merged, HF layout). QLoRA's adapter is merged
-    into the full-precision base, which is what users serve. Every rank calls it (the final export is
-    collective); only rank 0 writes."""
+    """OUT/<the method's output_dir> (the adapter, PEFT's layout) and OUT/final (merged, HF layout)
+    where the method folds into the weights; QLoRA's adapter is merged into the full-precision base,
+    which is what users serve. Every rank calls it (the final export is collective); only rank 0 writes."""
     main = trainer.ctx.is_main
-    if isinstance(model.tok_embeddings, SoftPromptEmbedding):
-        if main:
-            save_prompt_adapter(model, out / "soft_prompt")  # PEFT's PROMPT_TUNING layout
-        if tune in ("prompt", "ptuning"):
-            return  # the model itself did not change
-        model.tok_embeddings, model.lm_head = model.tok_embeddings.embed, model.lm_head.head
-    if tune in ("adapter", "prefix"):
-        if main:
-            (save_bottleneck_adapters if tune == "adapter" else save_prefix)(model, out / tune)
-        return  # not foldable into the weights
-    if tune == "ia3" and main:
-        save_ia3_adapter(model, out / "adapter")
-    if tune == "ia3":
-        merge_ia3(model)
-    if tune in ("lora", "qlora", "dora") and main:
-        save_adapter(model, out / "adapter", base_model=str(base))
-    if tune == "qlora":
+    if tune == "full":
+        if isinstance(model.tok_embeddings, SoftPromptEmbedding):  # --with-soft-prompt: both are results
+            if main:
+                save_prompt_adapter(model, out / "soft_prompt")
+            model.tok_embeddings, model.lm_head = model.tok_embeddings.embed, model.lm_head.head
+        export_model(trainer, out / "final", tokenizer)
+        return
+    chosen = method(tune)
+    if main:
+        chosen.save(model, out / chosen.output_dir, base_model=str(base))
+    if not chosen.mergeable:
+        return  # prompt, ptuning, prefix, adapter: the model's own weights did not change
+    if chosen.merges_into_full_precision_base:
         trainer.ctx.barrier()
         if not main:
             return
         full = load_checkpoint(base)
-        load_adapter(full, out / "adapter")
+        load_lora_adapter(full, out / chosen.output_dir)
         save_checkpoint(merge_lora(full), out / "final", tokenizer=tokenizer)
         return
-    if tune in ("lora", "dora"):
-        merge_lora(model)
+    chosen.merge(model)
     export_model(trainer, out / "final", tokenizer)
 
 
@@ -196,18 +163,17 @@ def finish_run(out: Path, state, started: float, ctx=None, **fields) -> dict:
     return summary
 
 
-def run_finetune(cfg: FinetuneConfig, generate=None) -> dict:
-    """`generate` (llmkit.infer.rollout.sample_completions) is needed by --context-prompts only."""
+def run_finetune(cfg: FinetuneConfig) -> dict:
     if cfg.context_prompts and cfg.checkpoint:
         from llmkit.finetune.context_distill import write_distillation_data
 
-        cfg = replace(cfg, data=str(write_distillation_data(cfg, generate)))
+        cfg = replace(cfg, data=str(write_distillation_data(cfg)))
     if not cfg.checkpoint or not cfg.data:
         raise LlmkitError("--checkpoint DIR and --data FILE.jsonl (or --context-prompts FILE) are required")
     model, tokenizer, ctx, trainable, total = load_tuned(cfg, cfg.method)
     out = Path(cfg.out)
     examples = sft_examples(tokenizer, read_conversations(cfg.data), cfg.batch.seq_len)
-    pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    pad = tokenizer.padding_id
     if cfg.pack:
         loader, task = PackedSFTLoader(examples, cfg.batch.seq_len, cfg.batch.batch_size, pad, cfg.seed), PackedCausalLM()
         print(f"[finetune] packed {len(examples)} examples into {len(loader.items)} rows of {cfg.batch.seq_len} tokens",
@@ -223,7 +189,7 @@ def run_finetune(cfg: FinetuneConfig, generate=None) -> dict:
                          examples=len(examples), world_size=ctx.world_size)
     if not ctx.is_main:
         return summary
-    made = next(out / d for d in ("final", "adapter", "prefix", "soft_prompt") if (out / d).is_dir())
+    made = out / "final" if (out / "final").is_dir() else out / ("soft_prompt" if cfg.method == "full" else method(cfg.method).output_dir)
     print(f"[finetune] done: {state.step} steps, loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}; "
           f"-> {made}", flush=True)
     return summary

@@ -10,7 +10,7 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
              device: str = "cpu", num_beams: int = 1, length_penalty: float = 1.0, draft: str | None = None,
              speculative_k: int = 4, offload: bool = False, compile: bool = False,
              dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto", chat: bool = False,
-             system: str | None = None) -> None:
+             system: str | None = None, adapter: str | None = None) -> None:
     """Complete PROMPT with the model in CHECKPOINT and print the completion.
 
     Under `torchrun --nproc_per_node N -m llmkit generate ...` the model is split tensor-parallel
@@ -34,12 +34,14 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
         chat: send PROMPT as a user turn through the checkpoint's chat template and print only the reply.
         system: with --chat, a system message before the user turn.
+        adapter: a fine-tuned adapter directory (any `llmkit finetune` method, or a PEFT LoRA/IA3/prompt
+            adapter) to put onto the model.
     """
     import os
 
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device, dtype=dtype, offload=offload, compile=compile)  # torchrun: TP
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, offload=offload, compile=compile, adapter=adapter)  # torchrun: TP
     draft_llm = LLM.load(draft, device=device, dtype=dtype) if draft else None
     settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                     num_beams=num_beams, length_penalty=length_penalty, draft=draft_llm, speculative_k=speculative_k)

@@ -14,14 +14,16 @@ import torch
 from llmkit.checkpoint import load_checkpoint
 from llmkit.checkpoint.io import resolve_dtype
 from llmkit.compress.checkpoint import is_compressed, load_compressed
+from llmkit.decode.beam_search import beam_search
+from llmkit.decode.chat import chat_prompt_ids, user_turn
+from llmkit.decode.generate import generate_ids
+from llmkit.decode.sampling_params import SamplingParams
+from llmkit.decode.speculative import speculative_generate
+from llmkit.decode.stops import checkpoint_stop_ids
 from llmkit.errors import LlmkitError
 from llmkit.fileio import read_json_object
-from llmkit.infer.stop_ids import stop_ids as checkpoint_stop_ids
-from llmkit.infer.beam_search import beam_search
-from llmkit.infer.generate import generate_ids
+from llmkit.finetune.peft import load_adapter
 from llmkit.infer.offload import load_streaming
-from llmkit.infer.sampling import SamplingConfig
-from llmkit.infer.speculative import speculative_generate
 from llmkit.infer.tensor_parallel import (
     inference_context,
     launched_world_size,
@@ -37,12 +39,14 @@ class LLM:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | str | None = "auto",
-             offload: bool = False, compile: bool = False) -> LLM:
+             offload: bool = False, compile: bool = False, adapter: str | Path | None = None) -> LLM:
         """dtype: "auto" (or None) keeps the checkpoint's own precision: a bf16 checkpoint stays bf16,
         never silently doubled to fp32; "bf16", "fp16", "fp32" or a torch.dtype converts.
         offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
         compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
-        worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md)."""
+        worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md).
+        adapter: a fine-tuned adapter directory of any method (LoRA, DoRA, (IA)^3, bottleneck, prefix,
+        soft prompt; llmkit.finetune.peft) put onto the model before anything runs."""
         path, dtype = Path(checkpoint_dir), resolve_dtype(dtype)
         if is_compressed(path):  # written by `llmkit compress quantize | lowrank`
             if offload or launched_world_size() > 1:
@@ -56,6 +60,10 @@ class LLM:
             shard_for_inference(model, ctx)
         else:
             model = load_checkpoint(path, device=device, dtype=dtype)
+        if adapter is not None:
+            if offload or launched_world_size() > 1:
+                raise LlmkitError("--adapter loads in one process without --offload")
+            load_adapter(model, adapter)
         if compile:
             model = torch.compile(model, dynamic=True)
         tokenizer = Tokenizer.from_dir(path)
@@ -76,9 +84,7 @@ class LLM:
 
     def chat(self, message: str, system: str | None = None, **generate_kw) -> str:
         """The reply to one user turn, through the checkpoint's own chat template (only the reply)."""
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        ids = chat_prompt_ids(self.tokenizer, user_turn(message, system))
         return self.generate_ids([ids], **generate_kw)[0].strip()
 
     def generate_ids(self, ids: list[list[int]], max_new_tokens: int = 64, temperature: float = 0.0,
@@ -86,8 +92,7 @@ class LLM:
                      num_beams: int = 1, length_penalty: float = 1.0, draft: LLM | None = None,
                      speculative_k: int = 4) -> list[str]:
         """Completion texts for prompts given as token ids."""
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
+        sampling = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         if num_beams > 1:
             outputs = [beam_search(self.model, p, num_beams, max_new_tokens, length_penalty,
                                    stop_ids=self.stop_ids)[0].token_ids for p in ids]
@@ -95,7 +100,7 @@ class LLM:
             outputs = [speculative_generate(self.model, draft.model, p, max_new_tokens, speculative_k, sampling,
                                             self.stop_ids)[0] for p in ids]
         else:
-            outputs = generate_ids(self.model, ids, max_new_tokens, sampling, self.stop_ids, pad)
+            outputs = generate_ids(self.model, ids, max_new_tokens, sampling, self.stop_ids)
         return [self.tokenizer.decode(out) for out in outputs]
 
 

@@ -68,7 +68,7 @@ class LayerStreamer:
         sources = defaultdict(list)
         for file in weight_files(checkpoint_dir):
             if file.suffix != ".safetensors":
-                raise LlmkitError(f"layer streaming reads safetensors; {file.name} is not (re-save with llmkit convert)")
+                raise LlmkitError(f"layer streaming reads safetensors; {file.name} is not (load it once without --offload and re-save it with llmkit.checkpoint.save_checkpoint)")
             with safe_open(str(file), framework="pt") as handle:
                 for key in handle.keys():
                     shape = handle.get_slice(key).get_shape()

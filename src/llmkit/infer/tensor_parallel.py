@@ -12,7 +12,7 @@ from torch import nn
 
 from llmkit.dist.context import DistContext, init_distributed
 from llmkit.dist.tensor_parallel import apply_tensor_parallel
-from llmkit.train.config import ParallelConfig
+from llmkit.dist.config import ParallelConfig
 
 
 def launched_world_size() -> int:

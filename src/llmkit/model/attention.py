@@ -3,12 +3,15 @@ through `scaled_dot_product_attention`, with self- and cross-attention sharing o
 
 Optional pieces, chosen by the config: RMSNorm of queries and keys (per head as in Qwen3 and
 Gemma 3, or across all heads as in OLMo 2), and Gemma 2's soft-capped scores,
-cap * tanh(scores / cap), which SDPA cannot express, so those layers compute attention directly."""
+cap * tanh(scores / cap), which SDPA cannot express, so those layers compute attention directly.
+Attached from outside: a `KeyValuePrefix` (`attn.prefix`), learned keys and values that every
+query sees (prefix tuning). Head counts are read from the projections' outputs, so a tensor-
+parallel shard of the projections needs no change to this module."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -19,6 +22,26 @@ from llmkit.model.norms import build_norm
 from llmkit.model.positions import apply_rotary
 
 
+class KVCache(Protocol):
+    """What a forward pass needs of a KV cache (llmkit.decode's static and paged caches implement it)."""
+
+    def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
+        """Logical positions (B, Tk) of every key attended this pass; called once, before `update`."""
+
+    def update(self, layer_idx: int, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """Store this pass's k, v (B, Hkv, T, D); return every attended key and value (B, Hkv, Tk, D)."""
+
+
+@runtime_checkable
+class AttendingKVCache(Protocol):
+    """A cache that computes attention itself, with its own kernel (the paged decode step)."""
+
+    def key_positions(self, pos: torch.Tensor) -> torch.Tensor: ...
+
+    def attend(self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """Store k, v and return attention of q (B, H, T, D) over every cached key: (B, H, T, D)."""
+
+
 @dataclass
 class AttentionContext:
     """What every layer of one forward pass shares: positions, rotation tables, mask, cache."""
@@ -27,9 +50,36 @@ class AttentionContext:
     mask: torch.Tensor | None = None  # (B, 1|H, Tq, Tk) bool or additive float; None with is_causal
     is_causal: bool = False
     rotation: tuple[torch.Tensor, torch.Tensor] | None = None
-    cache: Any = None  # anything with update(layer_idx, pos, k, v) -> (k, v), or attend(layer_idx, q, k, v,
-    # scale) -> y when it computes attention itself; see llmkit.infer.kv_cache and .paged_cache
+    cache: KVCache | AttendingKVCache | None = None
     sliding: "AttentionContext | None" = None  # the sliding layers' own, when layers are of two kinds
+
+
+class KeyValuePrefix(nn.Module):
+    """n learned key and value vectors per KV head, placed before every layer's keys and visible to
+    every query (Li & Liang, arXiv 2101.00190). They are used as they are (no rotary rotation),
+    like PEFT's prefix tuning, which passes them as already-cached keys."""
+
+    def __init__(self, n_kv_head: int, n_virtual: int, head_dim: int, device=None, dtype=None):
+        super().__init__()
+        shape = (n_kv_head, n_virtual, head_dim)
+        self.keys = nn.Parameter(torch.randn(shape, device=device, dtype=dtype) * 0.02)  # (Hkv, n, D)
+        self.values = nn.Parameter(torch.randn(shape, device=device, dtype=dtype) * 0.02)
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext, tq: int):
+        """Keys/values (B, Hkv, Tk, D) with the prefix in front (B, Hkv, n + Tk, D), and the mask
+        (B|1, 1|H, Tq, n + Tk) whose prefix columns are always visible (None: all visible)."""
+        batch, n = k.shape[0], self.keys.shape[1]
+        mask = ctx.mask
+        if mask is None and ctx.is_causal:
+            mask = torch.ones(tq, k.shape[2], dtype=torch.bool, device=k.device).tril(k.shape[2] - tq)[None, None]
+        if mask is not None:
+            visible = torch.ones(*mask.shape[:-1], n, dtype=torch.bool, device=k.device)
+            if mask.dtype != torch.bool:
+                visible = torch.zeros(*mask.shape[:-1], n, dtype=mask.dtype, device=k.device)  # additive: 0 = visible
+            mask = torch.cat([visible, mask], dim=-1)
+        k = torch.cat([self.keys.expand(batch, -1, -1, -1).to(k.dtype), k], dim=2)
+        v = torch.cat([self.values.expand(batch, -1, -1, -1).to(v.dtype), v], dim=2)
+        return k, v, mask
 
 
 class Attention(nn.Module):
@@ -47,12 +97,13 @@ class Attention(nn.Module):
             per_head = cfg.qk_norm == "head"
             self.q_norm = build_norm(cfg, cfg.head_dim if per_head else q_dim)
             self.k_norm = build_norm(cfg, cfg.head_dim if per_head else kv_dim)
+        self.prefix: KeyValuePrefix | None = None
 
-    def _heads(self, x: torch.Tensor, n: int, norm: nn.Module | None = None) -> torch.Tensor:
+    def _heads(self, x: torch.Tensor, norm: nn.Module | None = None) -> torch.Tensor:
         """(B, T, n*D) -> (B, n, T, D), normalising per head or across heads first when configured."""
         if norm is not None and self.qk_norm == "full":
             x = norm(x)
-        x = x.view(x.shape[0], x.shape[1], n, self.head_dim)  # (B, T, n, D)
+        x = x.view(x.shape[0], x.shape[1], -1, self.head_dim)  # (B, T, n, D)
         if norm is not None and self.qk_norm == "head":
             x = norm(x)
         return x.transpose(1, 2)
@@ -60,34 +111,36 @@ class Attention(nn.Module):
     def forward(self, x, ctx: AttentionContext, layer_idx: int, memory: torch.Tensor | None = None):
         """Self-attention over x (B, T, C), or cross-attention to `memory` (B, S, C) when given."""
         source = x if memory is None else memory
-        q = self._heads(self.q_proj(x), self.n_head, getattr(self, "q_norm", None))  # (B, H, T, D)
-        k = self._heads(self.k_proj(source), self.n_kv_head, getattr(self, "k_norm", None))  # (B, Hkv, S, D)
-        v = self._heads(self.v_proj(source), self.n_kv_head)
+        q = self._heads(self.q_proj(x), getattr(self, "q_norm", None))  # (B, H, T, D)
+        k = self._heads(self.k_proj(source), getattr(self, "k_norm", None))  # (B, Hkv, S, D)
+        v = self._heads(self.v_proj(source))
         if ctx.rotation is not None:
             q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
-        if ctx.cache is not None and hasattr(ctx.cache, "attend"):  # a cache with its own kernel (paged decode)
+        if isinstance(ctx.cache, AttendingKVCache):  # a cache with its own kernel (paged decode)
             y = ctx.cache.attend(layer_idx, q, k, v, self.scale or self.head_dim**-0.5)  # (B, H, T, D)
             return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         if ctx.cache is not None:
             k, v = ctx.cache.update(layer_idx, ctx.pos, k, v)  # (B, Hkv, Tk, D)
+        mask, is_causal = ctx.mask, ctx.is_causal
+        if self.prefix is not None and memory is None:
+            k, v, mask = self.prefix.extend(k, v, ctx, q.shape[2])  # (B, Hkv, n + Tk, D)
+            is_causal = False  # the mask now says it
         if self.softcap:
-            y = capped_attention(q, k, v, ctx, self.scale or self.head_dim**-0.5, self.softcap)
+            y = capped_attention(q, k, v, mask, is_causal, self.scale or self.head_dim**-0.5, self.softcap)
         else:
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=ctx.mask, is_causal=ctx.is_causal, scale=self.scale,
-                enable_gqa=self.n_kv_head != self.n_head,
+                q, k, v, attn_mask=mask, is_causal=is_causal, scale=self.scale, enable_gqa=k.shape[1] != q.shape[1],
             )  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
-def capped_attention(q, k, v, ctx: AttentionContext, scale: float, cap: float) -> torch.Tensor:
+def capped_attention(q, k, v, mask: torch.Tensor | None, is_causal: bool, scale: float, cap: float) -> torch.Tensor:
     """softmax(cap * tanh(q k^T * scale / cap) + mask) v, in fp32 like Gemma 2. q (B, H, T, D), k/v (B, Hkv, S, D)."""
     groups = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, S, D)
     scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale  # (B, H, T, S)
     scores = torch.tanh(scores / cap) * cap
-    mask = ctx.mask
-    if mask is None and ctx.is_causal:
+    if mask is None and is_causal:
         mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril(k.shape[2] - q.shape[2])
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()

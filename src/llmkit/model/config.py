@@ -133,9 +133,3 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
-        from llmkit.model.named_configs import named_config
-
-        return named_config(name).replace(**overrides)

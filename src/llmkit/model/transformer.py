@@ -1,5 +1,5 @@
 """The one Transformer: a decoder-only model (causal or prefix) and an encoder-decoder built from
-the same `Stack` of blocks. Behaviour comes from `ModelConfig`; nothing here knows about files,
+the same stack parts (positions, blocks, final norm). Behaviour comes from `ModelConfig`; nothing here knows about files,
 devices, quantization or parallelism."""
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ def default_positions(tokens: torch.Tensor) -> torch.Tensor:
     return torch.arange(tokens.shape[1], device=tokens.device).expand(tokens.shape[0], -1)  # (B, T)
 
 
-class Stack(nn.Module):
-    """Position scheme + blocks + final norm. With `n_unique_layers`, consecutive layers share a block
-    (ALBERT, arXiv 1909.11942): `layer_order` maps each of the n_layer steps to its block."""
+class StackParts:
+    """Position scheme + blocks + final norm, and how a forward pass runs them: held by `Stack` (each
+    half of an encoder-decoder), by the decoder-only `Transformer` beside its embeddings and head,
+    and by a pipeline stage's share of the blocks; each owns its parts, none inherits another's.
+    With `n_unique_layers`, consecutive layers share a block (ALBERT, arXiv 1909.11942):
+    `layer_order` maps each of the n_layer steps to its block."""
 
-    def __init__(self, cfg: ModelConfig, n_layer: int, causal: bool, cross_attention: bool = False):
-        super().__init__()
+    def add_stack_parts(self, cfg: ModelConfig, n_layer: int, causal: bool, cross_attention: bool = False) -> None:
         self.causal, self.window = causal, cfg.sliding_window
         self.positions = build_positions(cfg, bidirectional=not causal)
         # Layers of two kinds (Gemma 2/3: sliding and full) get one context each, built once per pass.
@@ -39,12 +41,11 @@ class Stack(nn.Module):
 
     def context(self, pos, explicit_pos: bool, cache, prefix_len, dtype, segments=None) -> AttentionContext:
         """The context of every layer; with layer kinds, `.sliding` is the sliding layers' own."""
-        # Stack's own functions, called unbound: pipeline stages hold a Stack's parts, not a Stack
         window = None if self.layer_kinds else self.window
-        ctx = Stack._context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, window, self.positions)
+        ctx = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, window, self.positions)
         if self.layer_kinds:
             local = getattr(self, "local_positions", self.positions)
-            ctx.sliding = Stack._context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, self.window, local)
+            ctx.sliding = self._context(pos, explicit_pos, cache, prefix_len, dtype, segments, self.window, local)
         return ctx
 
     def _context(self, pos, explicit_pos, cache, prefix_len, dtype, segments, window, positions) -> AttentionContext:
@@ -70,8 +71,16 @@ class Stack(nn.Module):
 
     def run_block(self, layer_idx: int, x, ctx: AttentionContext, memory=None, memory_ctx=None) -> torch.Tensor:
         """Layer `layer_idx` alone, with its kind's context (sliding or full)."""
-        layer_ctx = Stack.layer_context(self, layer_idx, ctx)
+        layer_ctx = self.layer_context(layer_idx, ctx)
         return self.layers[self.layer_order[layer_idx]](x, layer_ctx, layer_idx, memory, memory_ctx)
+
+
+class Stack(StackParts, nn.Module):
+    """One stack of blocks on its own: each half of an encoder-decoder."""
+
+    def __init__(self, cfg: ModelConfig, n_layer: int, causal: bool, cross_attention: bool = False):
+        super().__init__()
+        self.add_stack_parts(cfg, n_layer, causal, cross_attention)
 
 
 class SoftcappedLinear(nn.Linear):
@@ -90,6 +99,9 @@ class LanguageModelHead(nn.Module):
         # an empty _weight skips Embedding's own normal_ init (init_weights sets every parameter):
         # on the meta device that init imports all of torch._dynamo (0.8 s, ~70 MB per process)
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model, _weight=torch.empty(cfg.vocab_size, cfg.d_model))
+        # Token ids that go before every sequence at inference, ahead of its own tokens: a soft
+        # prompt's virtual tokens (llmkit.finetune.peft.prompt). Decoding and scoring prepend them.
+        self.input_prefix_ids: tuple[int, ...] = ()
         head = SoftcappedLinear if cfg.final_softcap else nn.Linear
         self.lm_head = head(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.final_softcap:
@@ -107,11 +119,12 @@ class LanguageModelHead(nn.Module):
             self.lm_head.weight = self.tok_embeddings.weight
 
 
-class Transformer(Stack, LanguageModelHead):
+class Transformer(StackParts, LanguageModelHead):
     """Decoder-only model. `arch="prefix_decoder"` makes the first prefix_len tokens see each other."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg, cfg.n_layer, causal=True)
+        super().__init__()
+        self.add_stack_parts(cfg, cfg.n_layer, causal=True)
         self.cfg = cfg
         self._init_embeddings(cfg)
 
@@ -136,7 +149,7 @@ class Transformer(Stack, LanguageModelHead):
 
     def forward(self, tokens, pos=None, cache=None, prefix_len=None, segments=None) -> torch.Tensor:
         """Logits (B, T, V). pos (B, T): logical positions, negative for left padding.
-        cache: a KV cache (see llmkit.infer.kv_cache). prefix_len (B,): prefix decoders only.
+        cache: a KV cache (see llmkit.decode.kv_cache). prefix_len (B,): prefix decoders only.
         segments (B, T): document ids of packed sequences (with pos restarting per document)."""
         return self.lm_head(self.hidden_states(tokens, pos, cache, prefix_len, segments))
 

@@ -26,9 +26,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from llmkit.errors import LlmkitError
-from llmkit.infer.async_engine import AsyncEngine
-from llmkit.infer.engine import Completion, RequestFailed
-from llmkit.infer.sampling_params import SamplingParams
+from llmkit.decode.async_engine import AsyncEngine
+from llmkit.decode.engine import Completion, RequestFailed
+from llmkit.decode.sampling_params import SamplingParams
 from llmkit.serve import responses as R
 from llmkit.serve.errors import APIError, install_handlers
 from llmkit.serve.guard import LOOPBACK_HOSTS, Guard

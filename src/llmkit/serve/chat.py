@@ -10,8 +10,8 @@ import sys
 from typing import TextIO
 
 from llmkit.errors import LlmkitError
-from llmkit.infer.engine import Engine, EngineConfig
-from llmkit.infer.sampling_params import SamplingParams
+from llmkit.decode.engine import Engine, EngineConfig
+from llmkit.decode.sampling_params import SamplingParams
 from llmkit.serve.responses import TextDeltas
 
 HELP = "commands: /reset, /system TEXT, /exit"

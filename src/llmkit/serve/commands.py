@@ -7,7 +7,7 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
           max_queue: int = 256, max_model_len: int | None = None, model_name: str | None = None,
           kv_cache_mib: float = 512.0, max_num_seqs: int = 64, graceful_timeout: float = 30.0,
           device: str = "cpu", max_request_bytes: int = 4 * 2**20, allowed_hosts: list[str] | None = None,
-          protect_docs: bool = False, dtype: str = "auto") -> None:
+          protect_docs: bool = False, dtype: str = "auto", adapter: str | None = None) -> None:
     """Serve CHECKPOINT over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).
 
     Args:
@@ -27,8 +27,9 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
             ::1; '*' allows any). Guards a loopback server against DNS rebinding.
         protect_docs: /metrics and /openapi.json need the API key too.
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
+        adapter: a fine-tuned adapter directory (any `llmkit finetune` method) served on top of CHECKPOINT.
     """
-    from llmkit.infer.engine import EngineConfig
+    from llmkit.decode.engine import EngineConfig
     from llmkit.serve.server import build_state, run_server
 
     from llmkit.serve.guard import LOOPBACK_HOSTS
@@ -37,7 +38,7 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
     if hosts and host not in ("0.0.0.0", "::"):  # the address served on is a name clients will use
         hosts += (host,)
     state = build_state(checkpoint, model_name=model_name, api_key=api_key, max_queue=max_queue,
-                        max_model_len=max_model_len, device=device, dtype=dtype,
+                        max_model_len=max_model_len, device=device, dtype=dtype, adapter=adapter,
                         engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs),
                         max_request_bytes=max_request_bytes, allowed_hosts=hosts, protect_docs=protect_docs)
     print(f"serving {state.model_name!r} on http://{host}:{port}/v1 "
@@ -46,7 +47,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
 
 
 def chat(checkpoint: str, system: str | None = None, max_tokens: int = 256, temperature: float = 0.7,
-         top_p: float = 0.95, seed: int | None = None, device: str = "cpu", dtype: str = "auto") -> None:
+         top_p: float = 0.95, seed: int | None = None, device: str = "cpu", dtype: str = "auto",
+         adapter: str | None = None) -> None:
     """Chat with CHECKPOINT in the terminal (streamed). Type /reset, /system TEXT or /exit.
     Piped input works too: each line is one user turn.
 
@@ -59,11 +61,12 @@ def chat(checkpoint: str, system: str | None = None, max_tokens: int = 256, temp
         seed: random seed for reproducible replies.
         device: torch device, e.g. cpu or cuda.
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
+        adapter: a fine-tuned adapter directory (any `llmkit finetune` method) to chat with on top of CHECKPOINT.
     """
     from llmkit.infer.llm import LLM
-    from llmkit.infer.sampling_params import SamplingParams
+    from llmkit.decode.sampling_params import SamplingParams
     from llmkit.serve.chat import ChatSession, engine_for_chat, run_chat
 
-    llm = LLM.load(checkpoint, device=device, dtype=dtype)
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     run_chat(ChatSession(engine_for_chat(llm), params, system))

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 
-from llmkit.infer.engine import Completion
+from llmkit.decode.engine import Completion
 
 
 def new_id(prefix: str) -> str:

@@ -14,10 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-from llmkit.infer.async_engine import AsyncEngine
-from llmkit.infer.engine import Engine, EngineConfig
+from llmkit.decode.async_engine import AsyncEngine
+from llmkit.decode.engine import Engine, EngineConfig
 from llmkit.infer.llm import LLM
-from llmkit.infer.paged_attention import decode_kernel
+from llmkit.decode.paged_attention import decode_kernel
 from llmkit.serve.app import ServerState, create_app
 
 API_KEY_ENV = "LLMKIT_API_KEY"
@@ -25,10 +25,10 @@ API_KEY_ENV = "LLMKIT_API_KEY"
 
 def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str | None = None,
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
-                engine_config: EngineConfig | None = None, device: str = "cpu", dtype: str = "auto",
+                engine_config: EngineConfig | None = None, device: str = "cpu", dtype: str = "auto", adapter=None,
                 **limits) -> ServerState:
     """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs."""
-    llm = llm or LLM.load(checkpoint, device=device, dtype=dtype)
+    llm = llm or LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
     if device == "cpu":
         decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
     config = engine_config or EngineConfig()

@@ -22,7 +22,6 @@ from tokenizers import Tokenizer as Backend
 from tokenizers.models import BPE
 
 from llmkit.errors import LlmkitError
-from llmkit.tokenizer.tokenizer import Tokenizer
 
 CONTROL, USER_DEFINED = 3, 4
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -90,8 +89,9 @@ def _sentencepiece(meta: dict[str, Any]) -> Backend:
     return backend
 
 
-def tokenizer_from_gguf(meta: dict[str, Any]) -> Tokenizer:
-    """The tokenizer a GGUF file's metadata describes (`meta`: key -> decoded value)."""
+def gguf_tokenizer_parts(meta: dict[str, Any]) -> tuple[Backend, dict[str, Any]]:
+    """The tokenizer a GGUF file's metadata describes (`meta`: key -> decoded value), as the
+    `tokenizers` backend and its tokenizer_config (Tokenizer.from_gguf_metadata wraps them)."""
     kind = meta.get("tokenizer.ggml.model")
     builders = {"gpt2": _byte_level, "llama": _sentencepiece}
     if kind not in builders:
@@ -111,7 +111,7 @@ def tokenizer_from_gguf(meta: dict[str, Any]) -> Tokenizer:
     config["add_bos_token"] = bool(add_bos)
     if isinstance(meta.get("tokenizer.chat_template"), str):
         config["chat_template"] = meta["tokenizer.chat_template"]
-    return Tokenizer(backend, config)
+    return backend, config
 
 
 def _special_tokens(meta: dict[str, Any], tokens: list[str]) -> dict[str, str]:
@@ -124,9 +124,10 @@ def _special_tokens(meta: dict[str, Any], tokens: list[str]) -> dict[str, str]:
     return config
 
 
-def tokenizer_from_gguf_file(path) -> Tokenizer:
+def gguf_tokenizer_metadata(path) -> dict[str, Any]:
+    """The tokenizer keys of a GGUF file's metadata, decoded."""
     import gguf
 
     reader = gguf.GGUFReader(str(path))
-    return tokenizer_from_gguf({name: field.contents() for name, field in reader.fields.items()
-                                if name.startswith("tokenizer.") or name == "general.architecture"})
+    return {name: field.contents() for name, field in reader.fields.items()
+            if name.startswith("tokenizer.") or name == "general.architecture"}

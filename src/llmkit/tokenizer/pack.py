@@ -53,7 +53,7 @@ class EncodeJob:
 
 def encode_unit(job: EncodeJob) -> None:
     """Tokens of one unit's documents, each followed by eos, with per-document split flags."""
-    from llmkit.data.pipeline import read_stage_records
+    from llmkit.data.stages import read_stage_records
 
     done = Path(f"{job.out}.done")
     if done.exists():

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer as Backend
 
 from llmkit.errors import LlmkitError
 from llmkit.fileio import read_json_object, write_json
+from llmkit.tokenizer.gguf_vocab import gguf_tokenizer_metadata, gguf_tokenizer_parts
 
 CONFIG_FILE, BACKEND_FILE, TEMPLATE_FILE = "tokenizer_config.json", "tokenizer.json", "chat_template.jinja"
 
@@ -38,13 +39,16 @@ class Tokenizer:
         self.config = dict(config or {})
 
     @classmethod
+    def from_gguf_metadata(cls, meta: dict[str, Any]) -> Tokenizer:
+        """The tokenizer a GGUF file's `tokenizer.ggml.*` metadata describes (key -> decoded value)."""
+        return cls(*gguf_tokenizer_parts(meta))
+
+    @classmethod
     def from_dir(cls, directory: str | Path) -> Tokenizer:
         """From a checkpoint directory, or from a .gguf file's metadata."""
         path = Path(directory)
         if path.suffix == ".gguf" and path.is_file():
-            from llmkit.tokenizer.gguf_vocab import tokenizer_from_gguf_file
-
-            return tokenizer_from_gguf_file(path)
+            return cls.from_gguf_metadata(gguf_tokenizer_metadata(path))
         if not (path / BACKEND_FILE).is_file():
             raise LlmkitError(f"no {BACKEND_FILE} in {path}: train one with `llmkit tokenizer train` or copy the model's")
         try:
@@ -82,6 +86,11 @@ class Tokenizer:
     def pad_id(self) -> int | None:
         pad = self._special_id("pad")
         return self.eos_id if pad is None else pad
+
+    @property
+    def padding_id(self) -> int:
+        """The id right-padding fills with: pad (else eos), else 0; padded positions carry no loss."""
+        return 0 if self.pad_id is None else self.pad_id
 
     @property
     def vocab_size(self) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from llmkit.dist.config import ParallelConfig
+
 Objective = Literal["clm", "prefix_lm", "span_corruption", "blank_infilling", "mlm"]
 
 
@@ -35,27 +37,11 @@ class DataConfig:
 
 
 @dataclass
-class ParallelConfig:
-    """Degrees multiply to the world size; dp_shard=-1 takes what the others leave."""
+class RunConfig:
+    """What the one training loop (llmkit.train.trainer) reads: every training verb's config is this
+    plus its own fields, so `--help` lists only flags that verb uses."""
 
-    dp_replicate: int = 1  # DDP-style replicas (HSDP when combined with dp_shard > 1)
-    dp_shard: int = -1  # FSDP2 shards (ZeRO-3; see reshard_after_forward)
-    tp: int = 1  # tensor parallel (DTensor)
-    sequence_parallel: bool = False  # with tp: norms and residuals sharded along the sequence
-    pp: int = 1  # pipeline stages
-    pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"
-    pp_microbatches: int = 4
-    reshard_after_forward: bool = True  # False keeps parameters gathered until backward (ZeRO-2 style)
-    cpu_offload: bool = False  # FSDP2 parameter/optimizer offload (needs an accelerator)
-
-
-@dataclass
-class PretrainConfig:
-    data: str = ""  # directory written by `llmkit data prepare`
     out: str = "runs/pretrain"
-    model: str = "mini-llama"  # named config (see `llmkit models`) or a config.json / checkpoint directory
-    init_from: str = ""  # a checkpoint directory whose weights start the run (continued pre-training, healing)
-    objective: Objective = "clm"
     max_steps: int = 1000
     max_minutes: float | None = None
     save_every: int = 0  # 0: only the final checkpoint
@@ -66,11 +52,6 @@ class PretrainConfig:
     resume: str = "none"  # none | auto (newest checkpoint in OUT) | a checkpoint directory
     overwrite: bool = False  # write into a non-empty OUT that is not a training run (only llmkit's files are replaced)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    activation_checkpointing: Literal["none", "full", "selective"] = "none"
-    ac_every: int = 2  # selective: checkpoint every n-th block
-    compile: bool = False
-    qat: Literal["none", "int8", "int4"] = "none"  # quantization-aware training: fake-quantized block weights
-    qat_group_size: int = 128  # int4 QAT: inputs per scale (int8 is per channel)
     device: str = "auto"
     peak_flops: float | None = None  # per device, for MFU; None measures a matmul at start-up
     tensorboard: bool = False
@@ -78,4 +59,20 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     batch: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    """`llmkit pretrain`: the loop's settings plus the model, the data shards, the objective and how
+    the run is spread and made to fit (parallelism, activation checkpointing, compile, QAT)."""
+
+    data: str = ""  # directory written by `llmkit data prepare`
+    model: str = "mini-llama"  # named config (see `llmkit models`) or a config.json / checkpoint directory
+    init_from: str = ""  # a checkpoint directory whose weights start the run (continued pre-training, healing)
+    objective: Objective = "clm"
+    activation_checkpointing: Literal["none", "full", "selective"] = "none"
+    ac_every: int = 2  # selective: checkpoint every n-th block
+    compile: bool = False
+    qat: Literal["none", "int8", "int4"] = "none"  # quantization-aware training: fake-quantized block weights
+    qat_group_size: int = 128  # int4 QAT: inputs per scale (int8 is per channel)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)

@@ -1,5 +1,5 @@
 """Quantization-aware training (fake quantization): each block Linear computes with its weight
-rounded onto the integer grid it will be quantized to (llmkit.int_grid), while the gradient passes
+rounded onto the integer grid it will be quantized to (llmkit.quant.int_grid), while the gradient passes
 straight through the rounding to the full-precision weight (w + (Q(w) - w).detach()). Trained this
 way the model learns weights that survive quantization; `llmkit compress quantize --method int8|int4`
 afterwards reproduces the training-time numerics exactly. A module swap from outside the model,
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from llmkit.int_grid import dequantize, quant_params, quantize_with
+from llmkit.quant.int_grid import dequantize, quant_params, quantize_with
 
 
 class FakeQuantLinear(nn.Linear):

@@ -23,6 +23,7 @@ from llmkit.train.config import PretrainConfig
 from llmkit.train.fake_quant import apply_fake_quant
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import build_objective
+from llmkit.train.task import IGNORE_INDEX
 from llmkit.train.trainer import Trainer
 
 
@@ -47,7 +48,7 @@ def build_training_model(cfg: PretrainConfig, model_cfg: ModelConfig, ctx: DistC
         _load_weights(model, cfg.init_from)
     if cfg.qat != "none":  # before parallelism wraps the Linears
         apply_fake_quant(model, 8 if cfg.qat == "int8" else 4, cfg.qat_group_size)
-    return parallelize(model, cfg, ctx)
+    return parallelize(model, ctx, cfg.parallel, cfg.activation_checkpointing, cfg.ac_every, cfg.compile)
 
 
 def _load_weights(model, checkpoint_dir: str) -> None:
@@ -84,7 +85,7 @@ def _pipeline(model, cfg: PretrainConfig, ctx: DistContext):
     if cfg.batch.batch_size % cfg.parallel.pp_microbatches:
         raise LlmkitError(f"--batch.batch_size {cfg.batch.batch_size} must divide into "
                           f"--parallel.pp_microbatches {cfg.parallel.pp_microbatches}")
-    return PipelineRunner(model, ctx, cfg.parallel.pp_schedule, cfg.parallel.pp_microbatches)
+    return PipelineRunner(model, ctx, cfg.parallel.pp_schedule, cfg.parallel.pp_microbatches, IGNORE_INDEX)
 
 
 def _has_val(data_dir: str) -> bool:

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from llmkit.dist.context import DistContext
-from llmkit.host_memory import keep_freed_memory
-from llmkit.train.config import PretrainConfig
+from llmkit.host.allocator import keep_freed_memory
+from llmkit.train.config import RunConfig
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
 from llmkit.train.precision import Precision
@@ -40,7 +40,7 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
 
 
-def build_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     """AdamW; matrices decay, vectors (norm weights, biases) do not. Groups are also split by
     device mesh, because foreach kernels cannot mix plain tensors with DTensors (TP, FSDP)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -93,7 +93,7 @@ def global_grad_norm(groups: list[list[torch.Tensor]], stage_group=None) -> floa
 
 
 class Trainer:
-    def __init__(self, model, objective, cfg: PretrainConfig, loader, ctx: DistContext, out: Path,
+    def __init__(self, model, objective, cfg: RunConfig, loader, ctx: DistContext, out: Path,
                  val_loader_factory=None, optimizer=None, pipeline=None):
         self.model, self.objective, self.cfg, self.loader, self.ctx, self.out = model, objective, cfg, loader, ctx, out
         if out is not None:

@@ -1,0 +1,69 @@
+"""Per-request block tables over a BlockPool: how many blocks a request needs, prefix-cache hits
+for a new request, growth as it computes tokens, freeing. No tensors (vLLM v1's KVCacheManager)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmkit.decode.block_pool import BlockPool, PrefixCacheStats, block_hashes
+
+
+def blocks_for(n_tokens: int, block_size: int) -> int:
+    return -(-n_tokens // block_size)
+
+
+class KVCacheManager:
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = True):
+        self.block_size = block_size
+        self.pool = BlockPool(num_blocks, prefix_caching)
+        self.tables: dict[str, list[int]] = {}
+        self.hashes: dict[str, list[int]] = {}  # hashes of each request's registered full blocks
+        self.stats = PrefixCacheStats()
+
+    @property
+    def usage(self) -> float:
+        """Fraction of blocks in use by requests."""
+        return 1 - self.pool.num_free / self.pool.num_blocks
+
+    def table(self, request_id: str) -> list[int]:
+        return self.tables.get(request_id, [])
+
+    def cached_prefix(self, request_id: str, token_ids: Sequence[int]) -> int:
+        """For a request starting from scratch: take the cached blocks of its longest cached prefix
+        into its table and return how many tokens they hold. At least one token is left to
+        compute, because the step must produce logits for the last prompt token."""
+        hashes = block_hashes(token_ids[: len(token_ids) - 1], self.block_size)
+        hits = self.pool.lookup(hashes)
+        self.tables[request_id] = list(hits)
+        self.hashes[request_id] = hashes[: len(hits)]
+        self.stats.queried_tokens += len(token_ids)
+        self.stats.hit_tokens += len(hits) * self.block_size
+        return len(hits) * self.block_size
+
+    def allocate(self, request_id: str, n_total_tokens: int) -> bool:
+        """Grow the request's table to hold n_total_tokens; False (and no change) if the pool is short."""
+        table = self.tables.setdefault(request_id, [])
+        missing = blocks_for(n_total_tokens, self.block_size) - len(table)
+        if missing > self.pool.num_free:
+            return False
+        if missing > 0:
+            table.extend(self.pool.allocate(missing))
+        return True
+
+    def register_full_blocks(self, request_id: str, token_ids: Sequence[int], n_computed: int) -> None:
+        """Make the request's full, computed blocks findable by later requests with the same prefix."""
+        done = self.hashes.setdefault(request_id, [])
+        n_full = n_computed // self.block_size
+        if n_full <= len(done):
+            return
+        parent = done[-1] if done else None
+        start = len(done) * self.block_size
+        new = block_hashes(token_ids[start: n_full * self.block_size], self.block_size, parent)
+        table = self.tables[request_id]
+        for i, h in enumerate(new, start=len(done)):
+            self.pool.register(table[i], h)
+        done.extend(new)
+
+    def free(self, request_id: str) -> None:
+        self.pool.free(self.tables.pop(request_id, []))
+        self.hashes.pop(request_id, None)
