@@ -60,6 +60,8 @@ class PagedStep:
     key_slots (B, Tk): where each attended key lives; key_pos (B, Tk): its position (-1: padding).
     """
 
+    computes_attention = False
+
     def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, key_slots: torch.Tensor, key_pos: torch.Tensor):
         self.cache, self.key_pos = cache, key_pos
         valid = write_slots >= 0
@@ -87,6 +89,8 @@ class PagedDecodeStep:
     """The cache seen by a batch of one-token decodes: stores each new k/v in its slot, then
     attends straight from the blocks (no gather). block_tables (B, max_blocks), context_lens (B,)
     count the new token."""
+
+    computes_attention = True
 
     def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, block_tables: torch.Tensor,
                  context_lens: torch.Tensor, window: int | None):

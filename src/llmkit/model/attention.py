@@ -11,7 +11,7 @@ parallel shard of the projections needs no change to this module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -25,6 +25,8 @@ from llmkit.model.positions import apply_rotary
 class KVCache(Protocol):
     """What a forward pass needs of a KV cache (llmkit.decode's static and paged caches implement it)."""
 
+    computes_attention: ClassVar[bool]  # False: attention calls `update`; True: it is an AttendingKVCache
+
     def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
         """Logical positions (B, Tk) of every key attended this pass; called once, before `update`."""
 
@@ -32,9 +34,10 @@ class KVCache(Protocol):
         """Store this pass's k, v (B, Hkv, T, D); return every attended key and value (B, Hkv, Tk, D)."""
 
 
-@runtime_checkable
 class AttendingKVCache(Protocol):
     """A cache that computes attention itself, with its own kernel (the paged decode step)."""
+
+    computes_attention: ClassVar[bool]  # True
 
     def key_positions(self, pos: torch.Tensor) -> torch.Tensor: ...
 
@@ -116,7 +119,7 @@ class Attention(nn.Module):
         v = self._heads(self.v_proj(source))
         if ctx.rotation is not None:
             q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
-        if isinstance(ctx.cache, AttendingKVCache):  # a cache with its own kernel (paged decode)
+        if ctx.cache is not None and ctx.cache.computes_attention:  # a cache with its own kernel (paged decode)
             y = ctx.cache.attend(layer_idx, q, k, v, self.scale or self.head_dim**-0.5)  # (B, H, T, D)
             return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         if ctx.cache is not None:

@@ -8,8 +8,9 @@ A method is one module in this package with one `AdapterMethod` subclass marked 
     load(model, dir, cfg)  put saved parts onto a base model, ready to decode (generate, serve, evaluate)
     merge(model)           fold the parts into the weights, where the math allows (else a clear error)
 
-and class attributes saying what it is: `name` (the --method value), `output_dir` (where finetune
-writes it), `mergeable`, and `matches(config)` (does an adapter_config.json describe this method).
+and class attributes saying what it is: `name` (the --method value), `peft_type` (what its
+adapter_config.json says; `matches(config)` decides from it), `output_dir` (where finetune writes
+it) and `mergeable`.
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
 
 class AdapterMethod:
     name = ""
+    peft_type = ""  # the adapter_config.json "peft_type" this method writes and reads ("": none)
     output_dir = "adapter"  # OUT/<output_dir> is where `llmkit finetune` saves it
     mergeable = False
     merges_into_full_precision_base = False  # QLoRA: final/ is the adapter merged into the unquantized base
 
     def matches(self, config: dict[str, Any]) -> bool:
-        """Whether an adapter_config.json describes this method (False: never loaded as such)."""
-        return False
+        """Whether an adapter_config.json describes this method."""
+        return bool(self.peft_type) and config.get("peft_type") == self.peft_type
 
     def apply(self, model: nn.Module, cfg) -> None:
         raise NotImplementedError

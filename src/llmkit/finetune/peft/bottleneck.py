@@ -75,9 +75,8 @@ def load_bottleneck_adapters(model: nn.Module, adapter_dir: str | Path, config: 
 @register
 class BottleneckMethod(AdapterMethod):
     name = "adapter"
+    peft_type = PEFT_TYPE
 
-    def matches(self, config: dict[str, Any]) -> bool:
-        return config.get("peft_type") == PEFT_TYPE
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_bottleneck_adapters(model, cfg.adapter)

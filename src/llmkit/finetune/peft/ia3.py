@@ -108,9 +108,8 @@ def load_ia3_adapter(model: nn.Module, adapter_dir: str | Path, raw: dict[str, A
 @register
 class IA3Method(AdapterMethod):
     name, mergeable = "ia3", True
+    peft_type = "IA3"
 
-    def matches(self, config: dict[str, Any]) -> bool:
-        return config.get("peft_type") == "IA3"
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_ia3(model, cfg.ia3)

@@ -58,9 +58,8 @@ def load_prefix(model: nn.Module, prefix_dir: str | Path, config: dict[str, Any]
 @register
 class PrefixMethod(AdapterMethod):
     name = output_dir = "prefix"
+    peft_type = PEFT_TYPE
 
-    def matches(self, config: dict[str, Any]) -> bool:
-        return config.get("peft_type") == PEFT_TYPE
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_prefix_tuning(model, cfg.prompt_tokens)

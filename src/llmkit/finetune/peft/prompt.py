@@ -154,9 +154,8 @@ def load_prompt_adapter(model: nn.Module, adapter_dir: str | Path, config: dict[
 @register
 class PromptMethod(AdapterMethod):
     name, output_dir = "prompt", "soft_prompt"
+    peft_type = "PROMPT_TUNING"
 
-    def matches(self, config: dict[str, Any]) -> bool:
-        return config.get("peft_type") == "PROMPT_TUNING"
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_prompt_tuning(model, cfg.prompt_tokens)

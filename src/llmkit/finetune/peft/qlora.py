@@ -21,7 +21,7 @@ class QLoraMethod(LoraMethod):
     merges_into_full_precision_base = True
 
     def matches(self, config: dict[str, Any]) -> bool:
-        return False  # its adapters are LoRA adapters
+        return False  # its adapters are LoRA adapters (loaded by the lora method)
 
     def apply(self, model: nn.Module, cfg) -> None:
         quantize_model_nf4(model)  # every Linear but the head; LoRA then wraps the targets
