@@ -1,5 +1,5 @@
 """Training throughput: llmkit vs transformers' LlamaForCausalLM, same config, batch, sequence and
-AdamW (fused, for both), in one process; eager and torch.compile. Each side computes its loss the
+AdamW (fused, for both), in one process, their steps interleaved; eager and torch.compile. Each side computes its loss the
 way its trainer does (llmkit: the clm objective's fused cross-entropy; HF: F.cross_entropy). MFU is measured against the fp32 matmul ceiling
 measured in the same run (best of 5 square 2048 matmuls). Prints a table and writes JSON.
 
@@ -26,17 +26,20 @@ from llmkit.train.objectives import CausalLM
 CONFIG = dict(vocab_size=8192, d_model=512, n_layer=8, n_head=8, n_kv_head=8, d_ff=1408, max_seq_len=1024)
 
 
-def time_steps(model, tokens: torch.Tensor, steps: int, loss_of) -> float:
-    """Seconds per optimizer step (forward, backward, AdamW), best of `steps` after 2 warm-ups."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # the optimizer llmkit trains with
-    best = float("inf")
+def time_steps(models: list, tokens: torch.Tensor, steps: int, losses: list) -> list[float]:
+    """Seconds per optimizer step (forward, backward, AdamW) of each model, best of `steps` after 2
+    warm-ups, the models' steps interleaved (A B A B ...) so that the machine's drift during the run
+    (measured: the same side moved 15% between identical runs) hits every side alike."""
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for m in models]  # what llmkit trains with
+    best = [float("inf")] * len(models)
     for i in range(steps + 2):
-        start = time.perf_counter()
-        loss_of(model, tokens).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if i >= 2:
-            best = min(best, time.perf_counter() - start)
+        for k, (model, optimizer, loss_of) in enumerate(zip(models, optimizers, losses, strict=True)):
+            start = time.perf_counter()
+            loss_of(model, tokens).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if i >= 2:
+                best[k] = min(best[k], time.perf_counter() - start)
     return best
 
 
@@ -80,8 +83,7 @@ def main() -> None:
         runs["compiled"] = (torch.compile(ours), torch.compile(hf))
     rows = {}
     for mode, (a, b) in runs.items():
-        ours_s = time_steps(a, tokens, args.steps, llmkit_loss)
-        hf_s = time_steps(b, tokens, args.steps, hf_loss)
+        ours_s, hf_s = time_steps([a, b], tokens, args.steps, [llmkit_loss, hf_loss])
         rows[mode] = {"llmkit_tokens_per_s": args.batch * args.seq_len / ours_s,
                       "hf_tokens_per_s": args.batch * args.seq_len / hf_s,
                       "llmkit_mfu": flops_per_step / ours_s / peak, "hf_mfu": flops_per_step / hf_s / peak}

@@ -117,12 +117,17 @@ def test_every_verb_takes_the_adapter(tiny_checkpoint, tmp_path, capsys, name):
 
 
 def llm_outputs(llm, prompts):
-    """What the evaluator's copy task gets from this model: greedy continuations cut at the task's stops."""
-    from llmkit.eval.builtin_tasks import builtin_task
+    """What the evaluator's copy task gets from this model: the prompts decoded together (as the
+    evaluator batches them, so the numerics are the same), cut at the task's stop strings."""
+    from llmkit.decode import SamplingParams, generate_ids
     from llmkit.decode.stops import cut_at_stops
+    from llmkit.eval.builtin_tasks import builtin_task
 
     task = builtin_task("copy")
-    return [cut_at_stops(llm.generate(p, max_new_tokens=task.max_new_tokens), task.stop) for p in prompts]
+    ids = [llm.tokenizer.encode(p) for p in prompts]
+    out = generate_ids(llm.model, ids, task.max_new_tokens, SamplingParams(stop=list(task.stop)), llm.stop_ids,
+                       llm.tokenizer)
+    return [cut_at_stops(llm.tokenizer.decode(o), task.stop) for o in out]
 
 
 @pytest.mark.parametrize("name", ["lora", "dora", "ia3"])

@@ -52,7 +52,7 @@ def generate_ids(model, prompts: list[list[int]], max_new_tokens: int, params: S
                           for p in prompts for _ in range(params.n)), reverse=True)
     slots = min(len(per_request), max(1, max_batch))
     config = EngineConfig(block_size=BLOCK_SIZE, num_blocks=sum(per_request[:slots]) + 1, max_num_seqs=slots,
-                          max_tokens_per_step=max(512, longest), max_model_len=max_model_len)
+                          max_tokens_per_step=max(4096, longest), max_model_len=max_model_len)
     engine = Engine(model, tokenizer if params.stop else None, config, stop_ids=set(stop_ids))
     # Seeded: every prompt gets its own seed, mixed from (seed, prompt index) so that calls with nearby
     # seeds (a rollout counter) share no random streams; its n completions use that seed + 0..n-1.

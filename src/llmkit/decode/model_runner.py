@@ -1,9 +1,10 @@
 """Runs one scheduler step on the model: builds padded inputs, positions and paged-cache views,
 and returns last-position logits for the requests that need a token sampled.
 
-Decoding requests (one new token each) run as one batch; each prefill chunk runs on its own, so
-a 512-token chunk never pads 63 one-token decodes to 512 rows. Only positions that are sampled
-go through the output head.
+Decoding requests (one new token each) run as one batch; prefill chunks run apart from them (a
+512-token chunk never pads 63 one-token decodes to 512 rows), batched with chunks of similar
+length where padding wastes at most a quarter of the batch (a batch of few-shot prompts prefills
+in one pass). Only positions that are sampled go through the output head.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ModelRunner:
         """work: (request, tokens to compute this step, block table). Returns request id -> logits (V,)
         for the requests whose step ends at their last token."""
         decodes = [w for w in work if w[1] == 1]
-        groups = ([decodes] if decodes else []) + [[w] for w in work if w[1] > 1]
+        groups = ([decodes] if decodes else []) + prefill_groups([w for w in work if w[1] > 1])
         logits: dict[str, torch.Tensor] = {}
         for group in groups:
             logits.update(self._run(group))
@@ -85,3 +86,19 @@ class ModelRunner:
         last = hidden[list(rows), list(cols)]  # (K, C)
         out = self.model.lm_head(last)  # (K, V)
         return {group[row][0].id: out[i] for i, row in enumerate(rows)}
+
+
+PADDING_ALLOWED = 1.25  # a prefill batch may compute at most this many token slots per real token
+
+
+def prefill_groups(chunks: list[tuple[Request, int, list[int]]]) -> list[list[tuple[Request, int, list[int]]]]:
+    """Prefill chunks in batches of similar length (shortest first): a chunk joins the current batch
+    while batch size x longest chunk stays within PADDING_ALLOWED x the tokens really computed."""
+    groups: list[list] = []
+    for chunk in sorted(chunks, key=lambda w: w[1]):
+        group = groups[-1] if groups else None
+        if group and (len(group) + 1) * chunk[1] <= PADDING_ALLOWED * (sum(w[1] for w in group) + chunk[1]):
+            group.append(chunk)
+        else:
+            groups.append([chunk])
+    return groups

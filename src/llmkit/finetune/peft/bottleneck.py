@@ -56,7 +56,7 @@ def apply_bottleneck_adapters(model: nn.Module, cfg: BottleneckConfig) -> list[s
     return names
 
 
-def save_bottleneck_adapters(model: nn.Module, out_dir: str | Path) -> Path:
+def save_bottleneck_adapters(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
     cfg = model.bottleneck_config
     return write_peft_adapter(out_dir, tensors, {"peft_type": PEFT_TYPE, "bottleneck": cfg.bottleneck,
@@ -76,13 +76,7 @@ def load_bottleneck_adapters(model: nn.Module, adapter_dir: str | Path, config: 
 class BottleneckMethod(AdapterMethod):
     name = "adapter"
     peft_type = PEFT_TYPE
-
+    save, load = staticmethod(save_bottleneck_adapters), staticmethod(load_bottleneck_adapters)
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_bottleneck_adapters(model, cfg.adapter)
-
-    def save(self, model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
-        return save_bottleneck_adapters(model, out_dir)
-
-    def load(self, model: nn.Module, adapter_dir: str | Path, config: dict[str, Any]) -> None:
-        load_bottleneck_adapters(model, adapter_dir, config)

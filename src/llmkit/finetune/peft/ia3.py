@@ -78,7 +78,7 @@ def merge_ia3(model: nn.Module) -> nn.Module:
     return model
 
 
-def save_ia3_adapter(model: nn.Module, out_dir: str | Path) -> Path:
+def save_ia3_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
     cfg, family = model.ia3_config, hf_family(model.cfg)
     tensors = {}
     for name, module in ia3_modules(model).items():
@@ -109,16 +109,10 @@ def load_ia3_adapter(model: nn.Module, adapter_dir: str | Path, raw: dict[str, A
 class IA3Method(AdapterMethod):
     name, mergeable = "ia3", True
     peft_type = "IA3"
-
+    save, load = staticmethod(save_ia3_adapter), staticmethod(load_ia3_adapter)
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_ia3(model, cfg.ia3)
-
-    def save(self, model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
-        return save_ia3_adapter(model, out_dir)
-
-    def load(self, model: nn.Module, adapter_dir: str | Path, config: dict[str, Any]) -> None:
-        load_ia3_adapter(model, adapter_dir, config)
 
     def merge(self, model: nn.Module) -> nn.Module:
         return merge_ia3(model)

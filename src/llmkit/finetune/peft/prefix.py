@@ -39,7 +39,7 @@ def apply_prefix_tuning(model: nn.Module, n_virtual: int = 20) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_prefix(model: nn.Module, out_dir: str | Path) -> Path:
+def save_prefix(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if ".prefix." in name}
     if not tensors:
         raise LlmkitError("this model has no prefix (apply_prefix_tuning first)")
@@ -59,13 +59,7 @@ def load_prefix(model: nn.Module, prefix_dir: str | Path, config: dict[str, Any]
 class PrefixMethod(AdapterMethod):
     name = output_dir = "prefix"
     peft_type = PEFT_TYPE
-
+    save, load = staticmethod(save_prefix), staticmethod(load_prefix)
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_prefix_tuning(model, cfg.prompt_tokens)
-
-    def save(self, model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
-        return save_prefix(model, out_dir)
-
-    def load(self, model: nn.Module, adapter_dir: str | Path, config: dict[str, Any]) -> None:
-        load_prefix(model, adapter_dir, config)

@@ -121,7 +121,7 @@ def soft_prompt(model: nn.Module) -> SoftPromptEmbedding:
     return model.tok_embeddings
 
 
-def save_prompt_adapter(model: nn.Module, out_dir: str | Path) -> Path:
+def save_prompt_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
     """The soft prompt (for P-tuning: the encoder's output, which is all inference needs)."""
     embedding = soft_prompt(model)
     with torch.no_grad():
@@ -155,13 +155,7 @@ def load_prompt_adapter(model: nn.Module, adapter_dir: str | Path, config: dict[
 class PromptMethod(AdapterMethod):
     name, output_dir = "prompt", "soft_prompt"
     peft_type = "PROMPT_TUNING"
-
+    save, load = staticmethod(save_prompt_adapter), staticmethod(load_prompt_adapter)
 
     def apply(self, model: nn.Module, cfg) -> None:
         apply_prompt_tuning(model, cfg.prompt_tokens)
-
-    def save(self, model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:
-        return save_prompt_adapter(model, out_dir)
-
-    def load(self, model: nn.Module, adapter_dir: str | Path, config: dict[str, Any]) -> None:
-        load_prompt_adapter(model, adapter_dir, config)
