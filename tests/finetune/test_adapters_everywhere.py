@@ -88,7 +88,19 @@ def test_a_qlora_adapter_loads_as_lora_onto_the_full_precision_base(tiny_checkpo
 
 
 @pytest.mark.parametrize("name", ["lora", "ia3", "adapter", "prefix", "prompt"])
-def test_every_verb_takes_the_adapter(tiny_checkpoint, tmp_path, capsys, name):
+def test_serve_takes_the_adapter(tiny_checkpoint, tmp_path, name):
+    """The completion over HTTP is the text LLM.load(adapter=...) generates. (No capsys here: the
+    server's log handlers would keep writing to the captured stream after the test closes it.)"""
+    _, adapter = trained_adapter(tiny_checkpoint, name, tmp_path / name)
+    expected = LLM.load(tiny_checkpoint, adapter=adapter).generate(PROMPT, max_new_tokens=NEW_TOKENS)
+    with BackgroundServer(build_state(tiny_checkpoint, model_name="tiny", adapter=adapter)) as url:
+        reply = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": PROMPT, "temperature": 0,
+                                                          "max_tokens": NEW_TOKENS}, timeout=60).json()
+    assert reply["choices"][0]["text"] == expected
+
+
+@pytest.mark.parametrize("name", ["lora", "ia3", "adapter", "prefix", "prompt"])
+def test_generate_chat_and_evaluate_take_the_adapter(tiny_checkpoint, tmp_path, capsys, name):
     _, adapter = trained_adapter(tiny_checkpoint, name, tmp_path / name)
     llm = LLM.load(tiny_checkpoint, adapter=adapter)
     expected = llm.generate(PROMPT, max_new_tokens=NEW_TOKENS)
@@ -100,11 +112,6 @@ def test_every_verb_takes_the_adapter(tiny_checkpoint, tmp_path, capsys, name):
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--adapter", str(adapter), "--chat", "--prompt",
                  "hi", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.strip() == llm.chat("hi", max_new_tokens=4)
-    # serve: the completion over HTTP is the same text
-    with BackgroundServer(build_state(tiny_checkpoint, model_name="tiny", adapter=adapter)) as url:
-        reply = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": PROMPT, "temperature": 0,
-                                                          "max_tokens": NEW_TOKENS}, timeout=60).json()
-    assert reply["choices"][0]["text"] == expected
     # evaluate: results name the adapter and differ from the base model's where generation does
     out = tmp_path / "eval"
     assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--adapter", str(adapter), "--tasks", "copy",
