@@ -5,6 +5,8 @@ ppo --reward-model`)."""
 
 import json
 
+import pytest
+
 from llmkit.cli import main
 from llmkit.data.safety_sets import (
     REFUSAL,
@@ -66,6 +68,7 @@ def coin_flip_safety_data(path, split):
     return path
 
 
+@pytest.mark.slow  # SFT, a reward model and PPO end to end: about a minute and a half
 def test_safety_rlhf_with_a_safety_reward_model(tiny_checkpoint, tmp_path):
     """Llama 2's safety RLHF, end to end: a safety reward model trained on safety pairs (accurate on
     held-out pairs), then PPO against it, which raises its reward on held-out prompts."""
