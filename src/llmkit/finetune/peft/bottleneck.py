@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from llmkit.errors import LlmkitError
 from llmkit.finetune.peft import register
 from llmkit.finetune.peft.base import ADAPTER_WEIGHTS, AdapterMethod, read_adapter_config, write_peft_adapter
-from llmkit.finetune.peft.targets import freeze_and_select
+from llmkit.finetune.peft.targets import freeze_and_select, wrap_modules
 
 PEFT_TYPE = "LLMKIT_BOTTLENECK"
 
@@ -49,9 +49,8 @@ class BottleneckAdapter(nn.Module):
 
 
 def apply_bottleneck_adapters(model: nn.Module, cfg: BottleneckConfig) -> list[str]:
-    names = freeze_and_select(model, cfg.target_modules)
-    for name in names:
-        model.set_submodule(name, BottleneckAdapter(model.get_submodule(name), cfg.bottleneck))
+    names = wrap_modules(model, freeze_and_select(model, cfg.target_modules),
+                         lambda name, base: BottleneckAdapter(base, cfg.bottleneck))
     model.bottleneck_config = cfg
     return names
 

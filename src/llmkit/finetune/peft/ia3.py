@@ -24,7 +24,7 @@ from llmkit.finetune.peft.base import (
     read_adapter_config,
     write_peft_adapter,
 )
-from llmkit.finetune.peft.targets import freeze_and_select
+from llmkit.finetune.peft.targets import freeze_and_select, replace_modules, wrap_modules
 
 
 @dataclass
@@ -60,10 +60,8 @@ class IA3Linear(nn.Module):
 
 
 def apply_ia3(model: nn.Module, cfg: IA3Config) -> list[str]:
-    names = freeze_and_select(model, cfg.target_modules)
-    for name in names:
-        feedforward = name.rsplit(".", 1)[-1] in cfg.feedforward_modules
-        model.set_submodule(name, IA3Linear(model.get_submodule(name), feedforward))
+    names = wrap_modules(model, freeze_and_select(model, cfg.target_modules),
+                         lambda name, base: IA3Linear(base, name.rsplit(".", 1)[-1] in cfg.feedforward_modules))
     model.ia3_config = cfg
     return names
 
@@ -73,9 +71,7 @@ def ia3_modules(model: nn.Module) -> dict[str, IA3Linear]:
 
 
 def merge_ia3(model: nn.Module) -> nn.Module:
-    for name, module in ia3_modules(model).items():
-        model.set_submodule(name, module.merged_linear())
-    return model
+    return replace_modules(model, IA3Linear, IA3Linear.merged_linear)
 
 
 def save_ia3_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:

@@ -30,7 +30,7 @@ from llmkit.finetune.peft.base import (
     read_adapter_config,
     write_peft_adapter,
 )
-from llmkit.finetune.peft.targets import freeze_and_select
+from llmkit.finetune.peft.targets import freeze_and_select, replace_modules, wrap_modules
 from llmkit.quant.nf4 import NF4Linear
 
 
@@ -94,6 +94,11 @@ class LoRALinear(nn.Module):
                 self.base.weight += self.delta_weight().to(self.base.weight.dtype)
             self.merged = True
 
+    def merged_base(self) -> nn.Module:
+        """The base Linear with this adapter folded in."""
+        self.merge()
+        return self.base
+
     @torch.no_grad()
     def unmerge(self) -> None:
         if self.merged:
@@ -107,8 +112,7 @@ class LoRALinear(nn.Module):
 def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
     """Freeze the model and wrap the target Linears; returns the wrapped module names."""
     names = freeze_and_select(model, cfg.target_modules, (nn.Linear, NF4Linear), exclude=("lm_head",))
-    for name in names:
-        model.set_submodule(name, LoRALinear(model.get_submodule(name), cfg))
+    wrap_modules(model, names, lambda name, base: LoRALinear(base, cfg))
     model.lora_config = cfg
     return names
 
@@ -119,10 +123,7 @@ def lora_modules(model: nn.Module) -> dict[str, LoRALinear]:
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the plain Linear back (for export)."""
-    for name, module in lora_modules(model).items():
-        module.merge()
-        model.set_submodule(name, module.base)
-    return model
+    return replace_modules(model, LoRALinear, LoRALinear.merged_base)
 
 
 def save_adapter(model: nn.Module, out_dir: str | Path, base_model: str = "") -> Path:

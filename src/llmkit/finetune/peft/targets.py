@@ -1,7 +1,10 @@
 """Choosing the modules a parameter-efficient method wraps: by the last component of their name
-(q_proj, down_proj, ...), as PEFT's `target_modules` does."""
+(q_proj, down_proj, ...), as PEFT's `target_modules` does; wrapping them, and swapping the
+wrappers back out (merging, export)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from torch import nn
 
@@ -20,3 +23,17 @@ def freeze_and_select(model: nn.Module, target_modules: list[str], kinds: tuple[
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kinds)})
         raise LlmkitError(f"no Linear module is named like {target_modules}; this model has {linear}")
     return names
+
+
+def wrap_modules(model: nn.Module, names: list[str], wrap: Callable[[str, nn.Module], nn.Module]) -> list[str]:
+    """Replace each named module by wrap(name, module); returns the names."""
+    for name in names:
+        model.set_submodule(name, wrap(name, model.get_submodule(name)))
+    return names
+
+
+def replace_modules(model: nn.Module, kind: type, replacement: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """Replace every `kind` module by replacement(module) (an adapter by its merged Linear)."""
+    for name, module in [(n, m) for n, m in model.named_modules() if isinstance(m, kind)]:
+        model.set_submodule(name, replacement(module))
+    return model
