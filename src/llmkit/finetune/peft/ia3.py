@@ -24,7 +24,7 @@ from llmkit.finetune.peft.base import (
     read_adapter_config,
     write_peft_adapter,
 )
-from llmkit.finetune.peft.targets import freeze_and_select, replace_modules, wrap_modules
+from llmkit.finetune.peft.targets import freeze_and_select, modules_of, replace_modules, wrap_modules
 
 
 @dataclass
@@ -67,7 +67,7 @@ def apply_ia3(model: nn.Module, cfg: IA3Config) -> list[str]:
 
 
 def ia3_modules(model: nn.Module) -> dict[str, IA3Linear]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, IA3Linear)}
+    return modules_of(model, IA3Linear)
 
 
 def merge_ia3(model: nn.Module) -> nn.Module:

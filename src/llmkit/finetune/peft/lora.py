@@ -30,7 +30,7 @@ from llmkit.finetune.peft.base import (
     read_adapter_config,
     write_peft_adapter,
 )
-from llmkit.finetune.peft.targets import freeze_and_select, replace_modules, wrap_modules
+from llmkit.finetune.peft.targets import freeze_and_select, modules_of, replace_modules, wrap_modules
 from llmkit.quant.nf4 import NF4Linear
 
 
@@ -118,7 +118,7 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
 
 
 def lora_modules(model: nn.Module) -> dict[str, LoRALinear]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    return modules_of(model, LoRALinear)
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

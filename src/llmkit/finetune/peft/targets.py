@@ -32,8 +32,13 @@ def wrap_modules(model: nn.Module, names: list[str], wrap: Callable[[str, nn.Mod
     return names
 
 
+def modules_of(model: nn.Module, kind: type) -> dict[str, nn.Module]:
+    """Every `kind` module of the model (a method's wrappers), by name."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, kind)}
+
+
 def replace_modules(model: nn.Module, kind: type, replacement: Callable[[nn.Module], nn.Module]) -> nn.Module:
     """Replace every `kind` module by replacement(module) (an adapter by its merged Linear)."""
-    for name, module in [(n, m) for n, m in model.named_modules() if isinstance(m, kind)]:
+    for name, module in modules_of(model, kind).items():
         model.set_submodule(name, replacement(module))
     return model
