@@ -156,3 +156,15 @@ def test_merge_explains_adapters_that_cannot_fold(tiny_checkpoint, tmp_path, cap
                  str(tmp_path / "merged")]) == 2
     assert "cannot be folded into the weights; load them with --adapter DIR" in capsys.readouterr().err
     assert not (tmp_path / "merged").exists()
+
+
+def test_a_soft_prompt_does_not_shorten_the_requested_output():
+    """The virtual tokens count toward the context the Engine is given, not against the output."""
+    from llmkit.decode import generate_ids
+    from llmkit.finetune.peft.prompt import use_soft_prompt_for_decoding
+    from llmkit.model import build_model, named_config
+
+    torch.manual_seed(0)
+    model = build_model(named_config("tiny-llama").replace(vocab_size=64, max_seq_len=16), "cpu").eval()
+    use_soft_prompt_for_decoding(model, torch.randn(4, model.cfg.d_model))
+    assert [len(out) for out in generate_ids(model, [list(range(1, 9))], 8)] == [8]

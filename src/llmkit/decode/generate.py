@@ -41,14 +41,15 @@ def generate_ids(model, prompts: list[list[int]], max_new_tokens: int, params: S
         raise LlmkitError("stop strings need the tokenizer: pass tokenizer=...")
     if model.cfg.arch == "encoder_decoder":
         return _generate_seq2seq(model, [p for p in prompts for _ in range(params.n)], params, set(stop_ids))
-    longest = max(len(p) for p in prompts)
+    virtual = len(model.input_prefix_ids)  # a soft prompt's tokens, which the Engine puts before every prompt
+    longest = virtual + max(len(p) for p in prompts)
     if model.cfg.position == "learned":  # positions past the table do not exist: the budget shrinks
         if longest >= model.cfg.max_seq_len:
             raise LlmkitError(f"prompt of {longest} tokens does not fit the context of {model.cfg.max_seq_len}")
         max_model_len = model.cfg.max_seq_len
     else:
         max_model_len = max(model.cfg.max_seq_len, longest + params.max_tokens)
-    per_request = sorted((math.ceil(min(len(p) + params.max_tokens, max_model_len) / BLOCK_SIZE)
+    per_request = sorted((math.ceil(min(virtual + len(p) + params.max_tokens, max_model_len) / BLOCK_SIZE)
                           for p in prompts for _ in range(params.n)), reverse=True)
     slots = min(len(per_request), max(1, max_batch))
     config = EngineConfig(block_size=BLOCK_SIZE, num_blocks=sum(per_request[:slots]) + 1, max_num_seqs=slots,
