@@ -58,7 +58,9 @@ RAW_ARGS = {"llmkit.train.commands:pretrain", "llmkit.finetune.commands:finetune
 
 def _usage(prefix: str, table: dict) -> str:
     lines = [f"usage: {prefix} VERB [--help] [FLAGS] [--threads N]", "",
-             "--threads N (any verb): torch CPU threads; default: the CPUs this process may use", "", "verbs:"]
+             "--threads N (any verb): torch CPU threads; default: the CPUs this process may use",
+             "--config FILE.yaml (any verb): the verb's settings by flag name; flags given on the command line win",
+             "", "verbs:"]
     for name, entry in table.items():
         summary = entry[1] if isinstance(entry, tuple) else f"{', '.join(entry)} (see `{prefix} {name} --help`)"
         lines.append(f"  {name:<12} {summary}")
@@ -120,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         if target in RAW_ARGS:
             function(rest, prog)
         else:
-            tyro.cli(function, args=rest, prog=prog)
+            from llmkit.config import pop_config_file, with_file_defaults
+
+            path, rest = pop_config_file(rest)
+            tyro.cli(with_file_defaults(function, path) if path else function, args=rest, prog=prog)
     except LlmkitError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """YAML config files as serialised flag values: a file's keys are the verb's flag names (dashes
-or underscores), and flags given on the command line win over the file."""
+or underscores; nested mappings for dotted flags such as --optim.lr), and flags given on the
+command line win over the file. Every verb takes `--config FILE.yaml`."""
 
 from __future__ import annotations
 
@@ -64,15 +65,36 @@ def dataclass_from_dict(cls, values: dict[str, Any], where: str = "config"):
     return cls(**kwargs)
 
 
+def pop_config_file(args: list[str]) -> tuple[str | None, list[str]]:
+    """`--config FILE` (or `--config=FILE`) taken out of a verb's arguments."""
+    for i, arg in enumerate(args):
+        if arg == "--config" or arg.startswith("--config="):
+            if "=" in arg:
+                return arg.split("=", 1)[1], args[:i] + args[i + 1:]
+            if i + 1 >= len(args):
+                raise LlmkitError("--config needs a YAML file")
+            return args[i + 1], args[:i] + args[i + 2:]
+    return None, args
+
+
+def with_file_defaults(function, path: str):
+    """`function` (a verb) with its parameters' defaults taken from YAML file `path`: the flags given on
+    the command line still win, because tyro parses them over these defaults."""
+    import functools
+    import inspect
+
+    values = load_yaml(path)
+    known = [name for name in inspect.signature(function).parameters]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise LlmkitError(f"unknown setting {unknown[0]!r} in config file {path}; known: {known}")
+    return functools.partial(function, **values)
+
+
 def parse_with_config(cls, args: list[str], prog: str):
     """tyro over `cls`, with defaults taken from `--config FILE` when given (flags still win)."""
     import tyro
 
-    default = cls()
-    if "--config" in args:
-        at = args.index("--config")
-        if at + 1 >= len(args):
-            raise LlmkitError("--config needs a YAML file")
-        default = dataclass_from_dict(cls, load_yaml(args[at + 1]))
-        args = args[:at] + args[at + 2:]
+    path, args = pop_config_file(args)
+    default = dataclass_from_dict(cls, load_yaml(path)) if path else cls()
     return tyro.cli(cls, args=args, default=default, prog=prog)

@@ -93,3 +93,44 @@ def test_generate_decoding_paths_agree_on_greedy(tiny_checkpoint, capsys):
         outputs[name] = capsys.readouterr().out
     assert outputs["offload"] == outputs["plain"] == outputs["draft"] == outputs["one beam"]
     assert outputs["beams"].strip()
+
+
+def test_every_verb_reads_a_config_file_and_flags_beat_it(tmp_path, capsys):
+    config = tmp_path / "models.yaml"
+    config.write_text("json: true\n")
+    assert main(["models", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["gpt2"] == 124_439_808  # the file's setting
+    assert main(["models", f"--config={config}", "--no-json"]) == 0  # a flag at its default still wins
+    table = capsys.readouterr().out
+    assert "mixtral-8x7b" in table and not table.startswith("{")
+
+
+def test_function_verb_config_file_fills_required_flags(tiny_checkpoint, tmp_path, capsys):
+    config = tmp_path / "generate.yaml"
+    config.write_text(f"checkpoint: {tiny_checkpoint}\nprompt: Return the\nmax-new-tokens: 2\n")
+    assert main(["generate", "--config", str(config)]) == 0
+    two = capsys.readouterr().out
+    assert main(["generate", "--config", str(config), "--max-new-tokens", "6"]) == 0
+    six = capsys.readouterr().out
+    assert two.strip() and len(six) > len(two)
+
+
+def test_unknown_setting_in_a_verb_config_file_is_named(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("max_tokens: 5\n")
+    assert main(["generate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'max_tokens'" in err and "max_new_tokens" in err
+
+
+@pytest.mark.parametrize(("verb", "foreign"), [
+    (["finetune"], ["--model", "--qat", "--parallel.tp", "--objective"]),
+    (["align"], ["--model", "--qat", "--parallel.tp", "--objective"]),
+    (["reward", "train"], ["--model", "--qat", "--parallel.tp", "--objective"]),
+    (["compress", "distill"], ["--qat", "--objective"]),
+])
+def test_a_verb_offers_only_the_flags_it_uses(verb, foreign, capsys):
+    with pytest.raises(SystemExit):
+        main([*verb, "--help"])
+    flags = {word.strip("[],|") for word in capsys.readouterr().out.split()}
+    assert not flags & set(foreign), flags & set(foreign)

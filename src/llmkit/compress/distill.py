@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from llmkit.checkpoint import load_checkpoint
 from llmkit.decode import generate_ids
 from llmkit.errors import LlmkitError
-from llmkit.train.config import PretrainConfig
+from llmkit.train.config import ShardTrainingConfig
 from llmkit.train.cross_entropy import summed_cross_entropy
 from llmkit.train.task import IGNORE_INDEX
 
@@ -175,8 +175,8 @@ class SequenceLevelDistillation:
 
 
 @dataclass
-class DistillConfig(PretrainConfig):
-    """`llmkit pretrain`'s settings (the student is --model, the data --data) plus the teacher."""
+class DistillConfig(ShardTrainingConfig):
+    """A shard-training run (the student is --model, the data --data) plus the teacher and how it teaches."""
 
     teacher: str = ""  # HF-layout checkpoint directory with the same tokenizer as the data
     alpha: float = 0.5  # weight of the hard-label cross-entropy
@@ -190,7 +190,7 @@ class DistillConfig(PretrainConfig):
 
 
 def run_distill(cfg: DistillConfig) -> dict:
-    from llmkit.train.pretrain import run_pretrain
+    from llmkit.train.pretrain import train_on_shards
 
     if not cfg.teacher:
         raise LlmkitError("--teacher DIR is required (the checkpoint to distil from)")
@@ -198,6 +198,7 @@ def run_distill(cfg: DistillConfig) -> dict:
     if cfg.sequence_level:
         if cfg.prompt_len >= cfg.batch.seq_len:
             raise LlmkitError(f"--prompt-len {cfg.prompt_len} must be shorter than --batch.seq_len {cfg.batch.seq_len}")
-        return run_pretrain(cfg, objective=SequenceLevelDistillation(teacher, cfg.prompt_len, cfg.new_tokens))
-    return run_pretrain(cfg, objective=LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight,
-                                                                cfg.attention_weight))
+        return train_on_shards(cfg, lambda *_: SequenceLevelDistillation(teacher, cfg.prompt_len, cfg.new_tokens),
+                               "sequence-level distillation")
+    return train_on_shards(cfg, lambda *_: LogitDistillation(teacher, cfg.alpha, cfg.temperature, cfg.hidden_weight,
+                                                             cfg.attention_weight), "logit distillation")

@@ -62,17 +62,24 @@ class RunConfig:
 
 
 @dataclass
-class PretrainConfig(RunConfig):
-    """`llmkit pretrain`: the loop's settings plus the model, the data shards, the objective and how
-    the run is spread and made to fit (parallelism, activation checkpointing, compile, QAT)."""
+class ShardTrainingConfig(RunConfig):
+    """A run that builds a model (named, a config.json, or a checkpoint's) and trains it on token shards
+    from `llmkit data prepare`, on one process or spread by torchrun: what `pretrain` and `compress
+    distill` share."""
 
     data: str = ""  # directory written by `llmkit data prepare`
     model: str = "mini-llama"  # named config (see `llmkit models`) or a config.json / checkpoint directory
     init_from: str = ""  # a checkpoint directory whose weights start the run (continued pre-training, healing)
-    objective: Objective = "clm"
     activation_checkpointing: Literal["none", "full", "selective"] = "none"
     ac_every: int = 2  # selective: checkpoint every n-th block
     compile: bool = False
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+
+@dataclass
+class PretrainConfig(ShardTrainingConfig):
+    """`llmkit pretrain`: a shard-training run plus the objective and quantization-aware training."""
+
+    objective: Objective = "clm"
     qat: Literal["none", "int8", "int4"] = "none"  # quantization-aware training: fake-quantized block weights
     qat_group_size: int = 128  # int4 QAT: inputs per scale (int8 is per channel)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)

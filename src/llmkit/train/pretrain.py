@@ -19,11 +19,11 @@ from llmkit.fileio import write_json
 from llmkit.model import ModelConfig, build_model, count_parameters
 from llmkit.tokenizer import Tokenizer
 from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint, weights_finite
-from llmkit.train.config import PretrainConfig
+from llmkit.train.config import PretrainConfig, ShardTrainingConfig
 from llmkit.train.fake_quant import apply_fake_quant
 from llmkit.train.metrics import plot_loss_curve
 from llmkit.train.objectives import build_objective
-from llmkit.train.task import IGNORE_INDEX
+from llmkit.train.task import IGNORE_INDEX, Task
 from llmkit.train.trainer import Trainer
 
 
@@ -40,14 +40,15 @@ def resolve_model_config(spec: str, tokenizer: Tokenizer, announce) -> ModelConf
                        pad_token_id=specials["pad"])
 
 
-def build_training_model(cfg: PretrainConfig, model_cfg: ModelConfig, ctx: DistContext):
-    """Same seed on every rank gives identical initial weights; parallelism then shards them."""
+def build_training_model(cfg: ShardTrainingConfig, model_cfg: ModelConfig, ctx: DistContext, transform=None):
+    """Same seed on every rank gives identical initial weights; `transform` (QAT's fake quantization)
+    swaps modules before parallelism wraps them, which then shards them."""
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, device=ctx.device)
     if cfg.init_from:
         _load_weights(model, cfg.init_from)
-    if cfg.qat != "none":  # before parallelism wraps the Linears
-        apply_fake_quant(model, 8 if cfg.qat == "int8" else 4, cfg.qat_group_size)
+    if transform is not None:
+        transform(model)
     return parallelize(model, ctx, cfg.parallel, cfg.activation_checkpointing, cfg.ac_every, cfg.compile)
 
 
@@ -63,7 +64,7 @@ def _load_weights(model, checkpoint_dir: str) -> None:
                           f"pass --model {checkpoint_dir} too") from None
 
 
-def make_loaders(cfg: PretrainConfig, ctx: DistContext, with_val: bool):
+def make_loaders(cfg: ShardTrainingConfig, ctx: DistContext, with_val: bool):
     data = TokenDataset(cfg.data, "train")
     train = TokenLoader(data, cfg.batch.seq_len, cfg.batch.batch_size, cfg.seed, cfg.batch.mode,
                         rank=ctx.dp_rank, world_size=ctx.dp_size)
@@ -76,10 +77,10 @@ def make_loaders(cfg: PretrainConfig, ctx: DistContext, with_val: bool):
     return train, factory
 
 
-def _pipeline(model, cfg: PretrainConfig, ctx: DistContext):
+def _pipeline(model, cfg: ShardTrainingConfig, ctx: DistContext, objective_name: str):
     from llmkit.dist.pipeline import PipelineRunner
 
-    if cfg.objective != "clm" or cfg.batch.grad_accum != 1 or ctx.dp_size > 1 or ctx.degree("tp") > 1:
+    if objective_name != "clm" or cfg.batch.grad_accum != 1 or ctx.dp_size > 1 or ctx.degree("tp") > 1:
         raise LlmkitError("pipeline parallelism runs the clm objective with --batch.grad_accum 1 (its "
                           "micro-batches are --parallel.pp_microbatches) and without data or tensor parallelism")
     if cfg.batch.batch_size % cfg.parallel.pp_microbatches:
@@ -94,8 +95,19 @@ def _has_val(data_dir: str) -> bool:
     return bool(read_index(data_dir)["val"])
 
 
-def run_pretrain(cfg: PretrainConfig, objective=None) -> dict:
-    """`objective`: a Task to train with instead of cfg.objective's (distillation passes its own)."""
+def run_pretrain(cfg: PretrainConfig) -> dict:
+    """`llmkit pretrain`: cfg.objective's task, with QAT's fake quantization when asked."""
+    qat = None
+    if cfg.qat != "none":
+        qat = lambda model: apply_fake_quant(model, 8 if cfg.qat == "int8" else 4, cfg.qat_group_size)
+    return train_on_shards(cfg, lambda tokenizer, model_cfg: build_objective(cfg.objective, tokenizer,
+                                                                             model_cfg.vocab_size),
+                           cfg.objective, transform=qat)
+
+
+def train_on_shards(cfg: ShardTrainingConfig, make_objective, objective_name: str, transform=None) -> dict:
+    """Build the model, train it with the Task `make_objective(tokenizer, model_cfg)` on cfg.data's
+    shards, export OUT/final. `objective_name` is what the log shows (and pipelines accept only clm)."""
     if not cfg.data:
         raise LlmkitError("--data DIR is required (the output of `llmkit data prepare`)")
     ctx = init_distributed(cfg.parallel, cfg.device)
@@ -103,13 +115,13 @@ def run_pretrain(cfg: PretrainConfig, objective=None) -> dict:
     out = Path(cfg.out)
     tokenizer = Tokenizer.from_dir(Path(cfg.data) / "tokenizer")
     model_cfg = resolve_model_config(cfg.model, tokenizer, announce)
-    announce(f"{model_cfg.name}: {count_parameters(model_cfg):,} parameters, objective {cfg.objective}, "
+    announce(f"{model_cfg.name}: {count_parameters(model_cfg):,} parameters, objective {objective_name}, "
              f"world {ctx.world_size} {ctx.degrees}, device {ctx.device}, precision {cfg.precision}")
-    model = build_training_model(cfg, model_cfg, ctx)
-    objective = objective or build_objective(cfg.objective, tokenizer, model_cfg.vocab_size)
+    model = build_training_model(cfg, model_cfg, ctx, transform)
+    objective: Task = make_objective(tokenizer, model_cfg)
     pipeline = None
     if ctx.degree("pp") > 1:
-        pipeline = _pipeline(model, cfg, ctx)
+        pipeline = _pipeline(model, cfg, ctx, objective_name)
         model = pipeline.module
     train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data) and pipeline is None)
     trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory, pipeline=pipeline)
