@@ -77,16 +77,28 @@ def test_rolling_loglikelihood_is_the_sum_over_tokens_within_each_window(model):
     assert n == 70 and total == pytest.approx(expected, abs=1e-3)
 
 
-def test_choices_of_one_token_after_the_same_context_share_one_forward_pass(model):
-    calls = []
-    counting = lambda tokens: calls.append(tokens.shape) or model(tokens)
-    counting.cfg, counting.input_prefix_ids = model.cfg, model.input_prefix_ids
-    context = [4, 8, 15, 16, 23]
+def test_choices_after_the_same_context_compute_it_once(monkeypatch):
+    """Four one-token choices and one two-token choice after one context: the context's tokens run
+    through the model once (the prefix cache, one-token blocks), each request adds only its own."""
+    from llmkit.decode.model_runner import ModelRunner
+
+    torch.manual_seed(0)
+    model = build_model(named_config("tiny-llama").replace(vocab_size=97, max_seq_len=64), "cpu").eval()
+    computed = []
+    execute = ModelRunner.execute
+    monkeypatch.setattr(ModelRunner, "execute", lambda self, work: computed.append(sum(n for _, n, _ in work))
+                        or execute(self, work))
+    context = [(7 * i) % 90 + 4 for i in range(40)]
     requests = [(context, [c]) for c in (42, 7, 9, 11)] + [(context, [42, 7])]
-    got = continuation_loglikelihoods(counting, requests, batch_size=16)
-    assert len(calls) == 1 and calls[0][0] == 2  # two distinct inputs: the context, and the context + 42
+    got = continuation_loglikelihoods(model, requests, batch_size=16)
+    # without sharing 5 x 40 context tokens + 1; shared: the two-token choice's 41 inputs, then the
+    # last context token alone for each one-token choice (its logits score the choice)
+    assert sum(computed) == 41 + 4 * 1
     expected = continuation_loglikelihoods(model, requests, batch_size=1)
     assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], abs=1e-5)
+    for (context, continuation), (logprob, _) in zip(requests, got, strict=True):
+        ids = context + continuation
+        assert logprob == pytest.approx(reference_logprobs(model, ids)[len(context) - 1:].sum().item(), abs=1e-4)
 
 
 def test_an_encoder_decoder_gets_a_clear_error():

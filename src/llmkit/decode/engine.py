@@ -8,7 +8,9 @@
 
 Each `step()` asks the scheduler which requests run with how many tokens, performs the swaps it
 decided, runs the model once per group, samples, checks stop conditions, and reports. `n > 1`
-adds n sibling requests; after the first, their prompts are prefix-cache hits.
+adds n sibling requests; after the first, their prompts are prefix-cache hits. With
+`prompt_logprobs` a request also scores its prompt's own tokens (from `prompt_logprobs_from`);
+with `max_tokens=0` it only does that: its last prompt token, only ever a target, is not computed.
 
 A failure is contained to its request: when a batched forward pass raises, each request of the
 step is re-run alone, and the ones that still fail (or whose row cannot be sampled) finish with
@@ -22,12 +24,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from llmkit.decode.model_runner import ModelRunner
+from llmkit.decode.model_runner import ModelRunner, StepOutput
 from llmkit.decode.paged_cache import PagedKVCache
 from llmkit.decode.placement import model_dtype
 from llmkit.decode.sampler import RowState, sample
 from llmkit.decode.sampling_params import SamplingParams
-from llmkit.decode.scheduler import Request, Scheduler, SchedulerConfig
+from llmkit.decode.scheduler import PromptScoring, Request, Scheduler, SchedulerConfig
 from llmkit.decode.stops import StopConditions, checkpoint_stop_ids
 from llmkit.errors import LlmkitError
 
@@ -44,6 +46,7 @@ class EngineConfig:
     preemption: str = "recompute"  # or "swap"
     max_model_len: int | None = None  # default: the model's max_seq_len
     kv_cache_dtype: str = "auto"  # "auto" (the model's), "bfloat16" or "float16": KV storage
+    min_prefix_hit: int = 0  # prefix-cache hits shorter than this many tokens are computed again
 
 
 @dataclass
@@ -60,6 +63,10 @@ class Completion:
     logprobs: list[dict] = field(default_factory=list)
     prompt_tokens: int = 0
     error: str | None = None  # with finish_reason "error": what went wrong for this request
+    # with prompt_logprobs: one entry per prompt token ({"token", "logprob", "rank", "top"}, None for
+    # those not scored: the first, and any before prompt_logprobs_from); on the first report after
+    # the prompt and on the final one
+    prompt_logprobs: list[dict | None] | None = None
 
 
 class RequestFailed(Exception):
@@ -76,6 +83,8 @@ class _Tracked:
     stops: StopConditions
     text: str = ""
     logprobs: list[dict] = field(default_factory=list)
+    prompt_scores: dict[int, dict] = field(default_factory=dict)  # position in the prompt -> score
+    prompt_reported: bool = False
 
 
 class Engine:
@@ -89,6 +98,8 @@ class Engine:
         self.rope_switch = rope_switch_position(model.cfg)
         if self.rope_switch is not None:  # LongRoPE: keys rotated with one set of factors must not be reused
             self.cfg = replace(self.cfg, prefix_caching=False, chunked_prefill=False)
+        if model.cfg.arch == "prefix_decoder":  # a prompt's keys depend on all of it: one pass, never shared
+            self.cfg = replace(self.cfg, prefix_caching=False, chunked_prefill=False)
         self.model, self.tokenizer = model.eval(), tokenizer
         self.stop_ids = set(stop_ids) if stop_ids is not None else checkpoint_stop_ids(model.cfg, tokenizer)
         self.max_model_len = self.cfg.max_model_len or model.cfg.max_seq_len
@@ -97,7 +108,7 @@ class Engine:
             PagedKVCache.bytes_per_token(model.cfg, dtype) * self.cfg.block_size)))
         self.scheduler = Scheduler(SchedulerConfig(
             num_blocks, self.cfg.block_size, self.cfg.max_num_seqs, self.cfg.max_tokens_per_step,
-            self.cfg.chunked_prefill, self.cfg.prefix_caching, self.cfg.preemption))
+            self.cfg.chunked_prefill, self.cfg.prefix_caching, self.cfg.preemption, self.cfg.min_prefix_hit))
         self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size, dtype)
         self.runner = ModelRunner(model, self.cache)
         self.tracked: dict[str, _Tracked] = {}
@@ -107,13 +118,17 @@ class Engine:
 
     # -- requests ---------------------------------------------------------------------------
     def add_request(self, prompt: str | list[int], params: SamplingParams | None = None,
-                    request_id: str | None = None) -> str:
+                    request_id: str | None = None, prompt_logprobs_from: int = 1) -> str:
         """Queue a prompt (text, or token ids); returns its id. With params.n > 1 the completions
-        are sub-requests `id`, `id#1`, ... reported under the same parent id."""
+        are sub-requests `id`, `id#1`, ... reported under the same parent id. With
+        params.prompt_logprobs, the prompt's tokens from index `prompt_logprobs_from` are scored
+        (on the first completion)."""
         params = params or SamplingParams()
-        ids = list(self.model.input_prefix_ids) + self._encode(prompt)  # a soft prompt's virtual tokens first
+        prefix = list(self.model.input_prefix_ids)  # a soft prompt's virtual tokens first
+        ids = prefix + self._encode(prompt)
         parent = request_id or f"req-{next(self._ids)}"
-        if len(ids) >= self.max_model_len:
+        computed = ids[:-1] if params.max_tokens == 0 and len(ids) > 1 else ids  # the last is only a target
+        if len(computed) > self.max_model_len or (params.max_tokens and len(ids) >= self.max_model_len):
             raise LlmkitError(f"prompt has {len(ids)} tokens; the context holds {self.max_model_len} "
                               f"(shorten the prompt or raise max_model_len)")
         max_tokens = min(params.max_tokens, self.max_model_len - len(ids))
@@ -123,7 +138,10 @@ class Engine:
             rid = parent if index == 0 else f"{parent}#{index}"
             seed = None if params.seed is None else params.seed + index
             generator = None if seed is None else torch.Generator().manual_seed(seed)
-            request = Request(rid, list(ids), max_tokens)
+            request = Request(rid, list(computed), max(max_tokens, 0))
+            if params.prompt_logprobs is not None and index == 0:
+                request.scoring = PromptScoring(tuple(ids), len(prefix) + max(1, prompt_logprobs_from),
+                                                params.prompt_logprobs)
             self.scheduler.add(request)
             self.tracked[rid] = _Tracked(request, params, generator, parent, index, stops)
         return parent
@@ -149,12 +167,17 @@ class Engine:
         for rid, blocks in plan.swap_in.items():
             self.cache.copy_in(blocks, self.swapped.pop(rid))
         work = [(self.scheduler.requests[rid], n, self.scheduler.kv.table(rid)) for rid, n in plan.num_tokens.items()]
-        logits, errors = self._execute(work)
-        rids = list(logits)
+        output, errors = self._execute(work)
+        for rid, scores in output.prompt_logprobs.items():
+            self.tracked[rid].prompt_scores.update(scores)
+        logits = output.logits
+        new_tokens, finished, texts = {}, {}, {}
+        for rid in [r for r in logits if self.tracked[r].request.max_tokens == 0]:
+            finished[rid] = "length"  # prompt only: nothing to sample
+        rids = [r for r in logits if r not in finished]
         rows = [RowState(self.tracked[r].params, self.tracked[r].generator, self.tracked[r].request.prompt_ids,
                          self.tracked[r].request.output_ids) for r in rids]
         sampled = sample(torch.stack([logits[r] for r in rids]), rows) if rids else []
-        new_tokens, finished, texts = {}, {}, {}
         for rid, choice in zip(rids, sampled, strict=True):
             t = self.tracked[rid]
             if choice.error is not None:
@@ -176,7 +199,7 @@ class Engine:
         self.scheduler.update(plan.num_tokens, new_tokens, set(finished))
         self._recompute_at_rope_switch(new_tokens)
         return failed + [self._report(rid, new_tokens.get(rid), finished.get(rid), texts.get(rid))
-                         for rid in rids if rid not in errors]
+                         for rid in logits if rid not in errors]
 
     def _recompute_at_rope_switch(self, new_tokens: dict[str, int]) -> None:
         """LongRoPE switches to its long factors past the pre-training context: a request whose next
@@ -188,22 +211,22 @@ class Engine:
             if request is not None and request.num_tokens - 1 == self.rope_switch:
                 self.scheduler.recompute(rid)
 
-    def _execute(self, work) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """Logits of the step; if the batch fails, each request runs alone so a failure stays its own."""
+    def _execute(self, work) -> tuple[StepOutput, dict[str, str]]:
+        """The step's outputs; if the batch fails, each request runs alone so a failure stays its own."""
         if not work:
-            return {}, {}
+            return StepOutput(), {}
         try:
             return self.runner.execute(work), {}
         except Exception as error:  # noqa: BLE001 - which request is at fault is found below
             if len(work) == 1:
-                return {}, {work[0][0].id: f"the model failed on this request ({type(error).__name__})"}
-        logits, errors = {}, {}
+                return StepOutput(), {work[0][0].id: f"the model failed on this request ({type(error).__name__})"}
+        output, errors = StepOutput(), {}
         for item in work:
             try:
-                logits.update(self.runner.execute([item]))
+                output.update(self.runner.execute([item]))
             except Exception as error:  # noqa: BLE001 - this request alone fails
                 errors[item[0].id] = f"the model failed on this request ({type(error).__name__})"
-        return logits, errors
+        return output, errors
 
     def _fail(self, rid: str, message: str) -> Completion:
         """End one request with finish_reason "error": its blocks are freed, its siblings go on."""
@@ -230,7 +253,15 @@ class Engine:
             t.text = t.stops.cut(text)
         delta_ids = [] if token is None else [token]
         return Completion(t.parent, t.index, list(t.request.output_ids), delta_ids, t.text, reason is not None,
-                          reason, list(t.logprobs), self._prompt_tokens(t))
+                          reason, list(t.logprobs), self._prompt_tokens(t), prompt_logprobs=self._prompt_logprobs(t, reason is not None))
+
+    def _prompt_logprobs(self, t: _Tracked, final: bool) -> list[dict | None] | None:
+        """The prompt's scores on the first report after its prompt was computed, and on the last."""
+        if t.request.scoring is None or (t.prompt_reported and not final):
+            return None
+        t.prompt_reported = True
+        skip = len(self.model.input_prefix_ids)
+        return [t.prompt_scores.get(position) for position in range(skip, len(t.request.scoring.ids))]
 
     def _prompt_tokens(self, t: _Tracked) -> int:
         """The caller's prompt length (virtual soft-prompt tokens are not the caller's)."""

@@ -15,6 +15,7 @@ from llmkit.decode.placement import kv_heads, model_device, model_dtype
 
 class StaticKVCache:
     computes_attention = False  # the model's attention calls `update` (llmkit.model.attention.KVCache)
+    keys_are_queries = False  # a pass attends the cached keys too
 
     def __init__(self, n_layer: int, batch: int, n_kv_head: int, head_dim: int, max_len: int,
                  device=None, dtype=torch.float32, offsets: torch.Tensor | None = None):

@@ -20,8 +20,12 @@ class PagedKVCache:
     def __init__(self, n_layer: int, num_blocks: int, block_size: int, n_kv_head: int, head_dim: int,
                  device=None, dtype=torch.float32):
         shape = (n_layer, num_blocks * block_size, n_kv_head, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        # Uninitialised (filling GBs costs time and touches every page): a slot is written before its
+        # key is attended, except block 0's, which padding reads (masked out, but 0 x NaN is NaN).
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self.k[:, :block_size].zero_()
+        self.v[:, :block_size].zero_()
         self.num_blocks, self.block_size = num_blocks, block_size
 
     @staticmethod
@@ -62,8 +66,10 @@ class PagedStep:
 
     computes_attention = False
 
-    def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, key_slots: torch.Tensor, key_pos: torch.Tensor):
-        self.cache, self.key_pos = cache, key_pos
+    def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, key_slots: torch.Tensor, key_pos: torch.Tensor,
+                 fresh: bool = False):
+        """fresh: every row starts at position 0, so its keys are exactly its queries (causal, no mask)."""
+        self.cache, self.key_pos, self.keys_are_queries = cache, key_pos, fresh
         valid = write_slots >= 0
         self.valid = valid if not bool(valid.all()) else None  # None: no padding to drop
         self.write = write_slots[valid]  # (N,)
@@ -82,6 +88,8 @@ class PagedStep:
             new_k, new_v = new_k[self.valid], new_v[self.valid]  # (N, Hkv, D)
         k_all.index_copy_(0, self.write, new_k.to(k_all.dtype))
         v_all.index_copy_(0, self.write, new_v.to(v_all.dtype))
+        if self.keys_are_queries and k_all.dtype == k.dtype:
+            return k, v  # what was just stored is all there is to attend: no gather
         return k_all[self.gather].transpose(1, 2).to(k.dtype), v_all[self.gather].transpose(1, 2).to(v.dtype)
 
 
@@ -91,6 +99,7 @@ class PagedDecodeStep:
     count the new token."""
 
     computes_attention = True
+    keys_are_queries = False
 
     def __init__(self, cache: PagedKVCache, write_slots: torch.Tensor, block_tables: torch.Tensor,
                  context_lens: torch.Tensor, window: int | None):

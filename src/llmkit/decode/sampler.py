@@ -126,3 +126,22 @@ def _with_logprobs(logits: torch.Tensor, token: int, k: int | None) -> Sampled:
     top = logp.topk(k) if k else None
     top_map = dict(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else {}
     return Sampled(token, float(logp[token]), top_map)
+
+
+def token_logprobs(logits: torch.Tensor, targets: list[int], k: int) -> list[dict]:
+    """Scores of given tokens (prompt log-probabilities): logits (n, V), one target per row ->
+    per row {"token", "logprob", "rank" (1: the model's argmax), "top": the k likeliest {id: logprob}}."""
+    logp = logits.float().log_softmax(-1)  # (n, V)
+    ids = torch.tensor(targets, device=logp.device)[:, None]  # (n, 1)
+    broken = logp.gather(-1, ids).isnan()[:, 0]  # (n,) rows with a NaN or +inf logit: only those are fixed
+    if broken.any():
+        logp[broken] = finite_logits(logits[broken].float()).log_softmax(-1)
+    logp = logp.clamp_(min=MIN_LOGPROB)
+    picked = logp.gather(-1, ids)  # (n, 1)
+    ranks = ((logp > picked).sum(-1) + 1).tolist()  # (n,)
+    top = logp.topk(k, dim=-1) if k else None
+    rows = []
+    for i, (token, value) in enumerate(zip(targets, picked[:, 0].tolist(), strict=True)):
+        alternatives = dict(zip(top.indices[i].tolist(), top.values[i].tolist(), strict=True)) if top is not None else {}
+        rows.append({"token": token, "logprob": value, "rank": ranks[i], "top": alternatives})
+    return rows

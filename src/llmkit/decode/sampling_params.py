@@ -27,13 +27,14 @@ class SamplingParams:
     repetition_penalty: float = 1.0  # CTRL (arXiv 1909.05858): divide seen tokens' positive logits
     presence_penalty: float = 0.0  # OpenAI: subtract once from every token already generated
     frequency_penalty: float = 0.0  # OpenAI: subtract per occurrence in the output so far
-    max_tokens: int = 16
+    max_tokens: int = 16  # 0: compute the prompt only (its prompt_logprobs), generate nothing
     stop: list[str] = field(default_factory=list)  # stop strings (not included in the text)
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
     seed: int | None = None  # per-request generator: the same seed gives the same tokens
     n: int = 1  # completions per prompt (they share the prompt's KV blocks)
     logprobs: int | None = None  # also return the chosen token's and the top-k log-probabilities
+    prompt_logprobs: int | None = None  # also score the prompt's own tokens (with top-k alternatives)
 
     def __post_init__(self):
         for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
@@ -49,9 +50,10 @@ class SamplingParams:
             ("repetition_penalty", low <= self.repetition_penalty <= high, f"must be in [{low:g}, {high:g}]"),
             ("presence_penalty", -2 <= self.presence_penalty <= 2, "must be in [-2, 2]"),
             ("frequency_penalty", -2 <= self.frequency_penalty <= 2, "must be in [-2, 2]"),
-            ("max_tokens", self.max_tokens >= 1, "must be >= 1"),
+            ("max_tokens", self.max_tokens >= 0, "must be >= 0"),
             ("n", 1 <= self.n <= 128, "must be in [1, 128]"),
             ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "must be in [0, 20]"),
+            ("prompt_logprobs", self.prompt_logprobs is None or 0 <= self.prompt_logprobs <= 20, "must be in [0, 20]"),
             ("seed", self.seed is None or 0 <= self.seed <= MAX_SEED, f"must be in [0, {MAX_SEED}]"),
         ]
         for name, ok, rule in checks:

@@ -11,7 +11,8 @@ across steps while other requests keep decoding). Order is first come, first ser
    and copied back when it resumes).
 2. If nothing was preempted, waiting requests are admitted, oldest (and preempted) first, while
    the budget, the sequence limit and the pool allow; a new request starts after its
-   prefix-cache hits.
+   prefix-cache hits. A request whose next uncached prompt block is being computed by a running
+   request waits a step and then reuses it (requests sharing a prefix, sent together).
 """
 
 from __future__ import annotations
@@ -35,7 +36,18 @@ class Status(enum.Enum):
 _arrivals = itertools.count()
 
 
-@dataclass
+@dataclass(frozen=True)
+class PromptScoring:
+    """Log-probabilities of the prompt's own tokens ids[first:] (vLLM's prompt_logprobs): position p
+    predicts ids[p + 1]. `ids` is the whole prompt; a request that generates nothing does not
+    compute its last token, which is only ever a target. top: alternatives reported per position."""
+
+    ids: tuple[int, ...]
+    first: int
+    top: int = 0
+
+
+@dataclass(eq=False)  # a request is itself: membership tests compare identity, not every field
 class Request:
     id: str
     prompt_ids: list[int]
@@ -45,6 +57,12 @@ class Request:
     status: Status = Status.WAITING
     arrival: int = field(default_factory=lambda: next(_arrivals))
     num_preemptions: int = 0
+    scoring: PromptScoring | None = None  # prompt log-probabilities wanted (they cap prefix-cache reuse)
+
+    @property
+    def cacheable(self) -> int | None:
+        """How many leading tokens may come from the prefix cache: not the positions that score."""
+        return None if self.scoring is None else self.scoring.first - 1
 
     @property
     def token_ids(self) -> list[int]:
@@ -64,6 +82,7 @@ class SchedulerConfig:
     chunked_prefill: bool = True  # False: a prompt must fit the budget of one step whole
     prefix_caching: bool = True
     preemption: str = "recompute"  # or "swap"
+    min_prefix_hit: int = 0  # tokens: shorter prefix-cache hits are recomputed
 
     def __post_init__(self):
         if self.preemption not in ("recompute", "swap"):
@@ -85,7 +104,7 @@ class SchedulerOutput:
 class Scheduler:
     def __init__(self, cfg: SchedulerConfig):
         self.cfg = cfg
-        self.kv = KVCacheManager(cfg.num_blocks, cfg.block_size, cfg.prefix_caching)
+        self.kv = KVCacheManager(cfg.num_blocks, cfg.block_size, cfg.prefix_caching, cfg.min_prefix_hit)
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.requests: dict[str, Request] = {}
@@ -147,11 +166,14 @@ class Scheduler:
         return out
 
     def _admit(self, out: SchedulerOutput, budget: int, scheduled: list[Request]) -> None:
-        while self.waiting and budget > 0 and len(self.running) < self.cfg.max_num_seqs:
-            request = self.waiting[0]
+        for request in list(self.waiting):
+            if budget <= 0 or len(self.running) >= self.cfg.max_num_seqs:
+                break
             swapped = request.status == Status.SWAPPED
             if not swapped and request.num_computed_tokens == 0:
-                request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids)
+                if self.kv.awaits_pending(request.id, request.token_ids, request.cacheable):
+                    continue  # its prefix is being computed this step: reuse it next step
+                request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids, request.cacheable)
             n = request.num_tokens - request.num_computed_tokens
             if n > budget and not self.cfg.chunked_prefill:
                 if out.num_tokens:  # others run this step: this prompt waits for a step of its own
@@ -164,7 +186,7 @@ class Scheduler:
                     self.kv.free(request.id)
                     request.num_computed_tokens = 0
                 break
-            self.waiting.popleft()
+            self.waiting.remove(request)
             if swapped:
                 table = self.kv.table(request.id)
                 out.swap_in[request.id] = table[: -(-request.num_computed_tokens // self.cfg.block_size)]

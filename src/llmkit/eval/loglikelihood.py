@@ -7,17 +7,22 @@
   every token but the first window's sees max_len - stride tokens of context or more (stride =
   max_len: disjoint windows, the cheapest; smaller strides: more context per token, more compute).
 
-Requests are sorted longest first and right-padded into batches (right padding leaves causal
-attention over the real tokens unchanged); results come back in request order.
+Both are prompt log-probabilities of the one decode path (`llmkit.decode.Engine`, requests with
+max_tokens=0 and prompt_logprobs), longest first, `batch_size` requests at a time; results come
+back in request order. Its prefix cache, at a block size of one token, computes a context shared
+by several requests (a multiple-choice question's choices) once: the others wait a step for it,
+then compute only their own tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-import torch.nn.functional as F
-
+from llmkit.decode.engine import Engine, EngineConfig
+from llmkit.decode.kv_manager import MIN_SHARED_TOKENS
+from llmkit.decode.paged_cache import PagedKVCache
+from llmkit.decode.placement import model_dtype
+from llmkit.decode.sampling_params import SamplingParams
 from llmkit.errors import LlmkitError
 
 Progress = Callable[[int], None]
@@ -41,30 +46,44 @@ def _model_len(model, max_len: int | None) -> int:
     return min(max_len or model.cfg.max_seq_len, model.cfg.max_seq_len)
 
 
-@torch.no_grad()
-def _score_rows(model, rows: list[list[int]], targets_from: list[int], greedy: bool = True) -> list[tuple[float, bool]]:
-    """For token rows: (sum of log p over positions >= targets_from, all of them argmax; False
-    without computing it when `greedy` is off, as rolling perplexity needs no argmax). Rows whose
-    inputs (all but the last token) are equal share one forward pass: the choices of a
-    multiple-choice question that are one token each cost one pass, as in lm-eval."""
-    unique: dict[tuple[int, ...], int] = {}
-    for row in rows:
-        unique.setdefault(tuple(row[:-1]), len(unique))
-    prefix = list(model.input_prefix_ids)  # a soft prompt's virtual tokens
-    inputs = [prefix + list(row) for row in unique]
-    width = max(map(len, inputs))
-    tokens = torch.zeros(len(inputs), width, dtype=torch.long)  # (B, T) right-padded
-    for i, row in enumerate(inputs):
-        tokens[i, : len(row)] = torch.tensor(row)
-    logits = model(tokens)[:, len(prefix):]  # (B, T, V): position t predicts token t+1
-    out = []
-    for row, start in zip(rows, targets_from, strict=True):
-        # normalise only where targets are scored: a context's positions need no softmax
-        scores = F.log_softmax(logits[unique[tuple(row[:-1])], start - 1: len(row) - 1].float(), dim=-1)  # (n, V)
-        targets = torch.tensor(row[start:])  # (n,)
-        picked = scores.gather(-1, targets[:, None])[:, 0]
-        out.append((picked.sum().item(), greedy and bool((scores.argmax(-1) == targets).all())))
-    return out
+SCORING_KV_BYTES = 2**30  # the KV pool of a scoring engine holds at most this (and at least one row)
+
+
+def scoring_engine(model, longest: int, max_len: int, batch_size: int) -> Engine:
+    """An Engine with one-token blocks whose steps compute about `batch_size` rows of the longest
+    length, its KV pool sized for a quarter more (rows that wait on a shared context run beside it).
+    Rows are not split across steps and short cache hits are not taken: a step of rows that all
+    start at position 0 attends with the fused causal kernel."""
+    prefix = len(model.input_prefix_ids)
+    per_row = longest + prefix
+    fits = SCORING_KV_BYTES // (PagedKVCache.bytes_per_token(model.cfg, model_dtype(model)) * per_row)
+    rows = max(1, min(batch_size + -(-batch_size // 4), fits))
+    config = EngineConfig(block_size=1, num_blocks=rows * per_row + 1, max_num_seqs=16 * batch_size,
+                          max_tokens_per_step=max(1, min(rows, batch_size)) * per_row, max_model_len=max_len + prefix,
+                          min_prefix_hit=MIN_SHARED_TOKENS, chunked_prefill=False)
+    return Engine(model, config=config, stop_ids=())
+
+
+def _score_rows(model, rows: list[list[int]], targets_from: list[int], max_len: int, batch_size: int,
+                progress: Progress | None) -> list[tuple[float, bool]]:
+    """For token rows: (sum of log p over positions >= targets_from, all of them the model's argmax).
+    Rows go to the engine longest first, equal inputs next to each other."""
+    engine = scoring_engine(model, max(map(len, rows)), max_len, batch_size)
+    params = SamplingParams(max_tokens=0, prompt_logprobs=0)
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i][:-1]))
+    owner = {engine.add_request(rows[i], params, prompt_logprobs_from=targets_from[i]): i for i in order}
+    results: list[tuple[float, bool] | None] = [None] * len(rows)
+    while engine.has_work():
+        for out in engine.step():
+            if not out.finished:
+                continue
+            if out.finish_reason == "error":
+                raise LlmkitError(f"scoring failed: {out.error}")
+            scored = out.prompt_logprobs[targets_from[owner[out.request_id]]:]
+            results[owner[out.request_id]] = (sum(s["logprob"] for s in scored), all(s["rank"] == 1 for s in scored))
+            if progress:
+                progress(1)
+    return results
 
 
 def continuation_loglikelihoods(model, requests: list[tuple[list[int], list[int]]], batch_size: int = 16,
@@ -81,21 +100,7 @@ def continuation_loglikelihoods(model, requests: list[tuple[list[int], list[int]
         row = (context + continuation)[-limit:]
         rows.append(row)
         starts.append(len(row) - len(continuation))
-    # longest first; equal inputs next to each other, so that they land in one batch and share a pass
-    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i][:-1]))
-    results: list[tuple[float, bool] | None] = [None] * len(rows)
-    b = 0
-    while b < len(order):
-        chunk, seen = [], set()
-        while b < len(order) and (len(seen) < batch_size or tuple(rows[order[b]][:-1]) in seen):
-            seen.add(tuple(rows[order[b]][:-1]))
-            chunk.append(order[b])
-            b += 1
-        for i, scored in zip(chunk, _score_rows(model, [rows[i] for i in chunk], [starts[i] for i in chunk])):
-            results[i] = scored
-        if progress:
-            progress(len(chunk))
-    return results
+    return _score_rows(model, rows, starts, limit - 1, batch_size, progress)
 
 
 def rolling_windows(tokens: list[int], max_len: int, stride: int, prefix_id: int | None) -> list[tuple[list[int], int]]:
@@ -123,14 +128,9 @@ def rolling_loglikelihoods(model, texts_ids: list[list[int]], prefix_id: int | N
         for window in rolling_windows(ids, limit, stride or limit, prefix_id):
             windows.append(window)
             owner.append(index)
-    order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))
     totals = [[0.0, 0] for _ in texts_ids]
-    for b in range(0, len(order), batch_size):
-        chunk = order[b: b + batch_size]
-        scored = _score_rows(model, [windows[i][0] for i in chunk], [windows[i][1] for i in chunk], greedy=False)
-        for i, (logprob, _) in zip(chunk, scored):
-            totals[owner[i]][0] += logprob
-            totals[owner[i]][1] += len(windows[i][0]) - windows[i][1]
-        if progress:
-            progress(len(chunk))
+    scored = _score_rows(model, [w for w, _ in windows], [start for _, start in windows], limit, batch_size, progress)
+    for (window, start), index, (logprob, _) in zip(windows, owner, scored, strict=True):
+        totals[index][0] += logprob
+        totals[index][1] += len(window) - start
     return [(total, count) for total, count in totals]

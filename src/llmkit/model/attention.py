@@ -26,6 +26,9 @@ class KVCache(Protocol):
     """What a forward pass needs of a KV cache (llmkit.decode's static and paged caches implement it)."""
 
     computes_attention: ClassVar[bool]  # False: attention calls `update`; True: it is an AttendingKVCache
+    # True when this pass attends exactly its own new tokens, right-padded (a fresh prefill): causal
+    # attention then needs no mask, and the fused kernels apply it
+    keys_are_queries: bool
 
     def key_positions(self, pos: torch.Tensor) -> torch.Tensor:
         """Logical positions (B, Tk) of every key attended this pass; called once, before `update`."""

@@ -52,7 +52,8 @@ class StackParts:
         k_pos = pos if cache is None else cache.key_positions(pos)  # (B, Tk)
         bias = positions.attn_bias(pos, k_pos)  # (B, H, Tq, Tk) or None
         ctx = AttentionContext(pos=pos, rotation=positions.rotation(pos), cache=cache)
-        simple = not explicit_pos and cache is None and prefix_len is None and bias is None and segments is None
+        plain = cache.keys_are_queries if cache is not None else not explicit_pos  # keys = the queries, in order
+        simple = plain and prefix_len is None and bias is None and segments is None
         if simple and window is None:
             ctx.is_causal = self.causal  # the fused SDPA kernels build this mask themselves
         elif not (simple and not self.causal):
