@@ -26,10 +26,10 @@ from llmkit.decode import generate_ids
 from llmkit.errors import LlmkitError
 from llmkit.train.config import ShardTrainingConfig
 from llmkit.train.cross_entropy import summed_cross_entropy
-from llmkit.train.task import IGNORE_INDEX
+from llmkit.train.task import IGNORE_INDEX, StatelessTask
 
 
-class LogitDistillation:
+class LogitDistillation(StatelessTask):
     name = "logit_kd"
 
     def __init__(self, teacher: torch.nn.Module, alpha: float = 0.5, temperature: float = 2.0,
@@ -146,7 +146,7 @@ def _record_blocks(model: torch.nn.Module, store: list) -> None:
         layer.register_forward_hook(lambda module, args, out: store.append(out) and None)
 
 
-class SequenceLevelDistillation:
+class SequenceLevelDistillation(StatelessTask):
     """Each batch: the first `prompt_len` tokens of every window are a prompt, the teacher continues it
     greedily for `new_tokens` tokens, and the student learns those tokens (cross-entropy)."""
 

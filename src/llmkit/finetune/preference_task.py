@@ -13,10 +13,10 @@ from llmkit.finetune.preference_losses import (
     PREFERENCE_LOSSES,
     sequence_logprobs,
 )
-from llmkit.train.task import IGNORE_INDEX
+from llmkit.train.task import IGNORE_INDEX, StatelessTask
 
 
-class PreferenceTask:
+class PreferenceTask(StatelessTask):
     def __init__(self, method: str, policy: torch.nn.Module, beta: float = 0.1, gamma: float = 0.5,
                  lam: float = 0.1, label_smoothing: float = 0.0):
         self.name, self.method = method, PREFERENCE_LOSSES[method]

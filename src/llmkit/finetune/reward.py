@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.errors import LlmkitError
 from llmkit.finetune.preference_data import PreferencePair
+from llmkit.train.task import StatelessTask
 
 HEAD_FILE = "reward_head.safetensors"
 
@@ -51,7 +52,7 @@ def reward_batch(pairs: list[PreferencePair], pad_id: int) -> dict[str, torch.Te
     return out
 
 
-class RewardTask:
+class RewardTask(StatelessTask):
     """Bradley-Terry as a Task of the training loop: (sum of pair losses, number of pairs)."""
 
     name = "reward"

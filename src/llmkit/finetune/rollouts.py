@@ -43,7 +43,7 @@ class RolloutTask:
         return {"rollouts": self.rollouts}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rollouts = state["rollouts"]
+        self.rollouts = state.get("rollouts", self.rollouts)
 
     def prompt_ids(self, record: dict) -> list[int]:
         return chat_prompt_ids(self.tokenizer, user_turn(record["prompt"]))

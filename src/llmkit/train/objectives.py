@@ -22,7 +22,7 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.train.cross_entropy import summed_cross_entropy
-from llmkit.train.task import IGNORE_INDEX
+from llmkit.train.task import IGNORE_INDEX, StatelessTask
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tenso
     return summed_cross_entropy(logits, targets), int((targets != IGNORE_INDEX).sum())
 
 
-class CausalLM:
+class CausalLM(StatelessTask):
     name = "clm"
 
     def make_batch(self, inputs, targets, generator=None) -> dict:
@@ -108,7 +108,7 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return torch.tensor([r + [value] * (width - len(r)) for r in rows])
 
 
-class SpanCorruption:
+class SpanCorruption(StatelessTask):
     name = "span_corruption"
 
     def __init__(self, ids: SpecialIds, density: float = 0.15, mean_span: float = 3.0):
@@ -140,7 +140,7 @@ class SpanCorruption:
         return token_loss(model(batch["src"], batch["tokens"], batch["src_valid"]), batch["targets"])
 
 
-class BlankInfilling:
+class BlankInfilling(StatelessTask):
     name = "blank_infilling"
 
     def __init__(self, ids: SpecialIds, density: float = 0.15, mean_span: float = 3.0):
@@ -175,7 +175,7 @@ class BlankInfilling:
         return token_loss(model(batch["tokens"], prefix_len=batch["prefix_len"]), batch["targets"])
 
 
-class MaskedLM:
+class MaskedLM(StatelessTask):
     name = "mlm"
 
     def __init__(self, ids: SpecialIds, vocab_size: int, rate: float = 0.15):

@@ -240,11 +240,9 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """JSON-able loop state; a task with state of its own (the RL tasks' rollout count) adds it."""
-        state = {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
-                 "precision": self.precision.state_dict(), "max_steps": self.cfg.max_steps}
-        if hasattr(self.objective, "state_dict"):
-            state["task"] = self.objective.state_dict()
-        return state
+        return {"trainer": asdict(self.state), "loader": self.loader.state_dict(),
+                "precision": self.precision.state_dict(), "max_steps": self.cfg.max_steps,
+                "task": self.objective.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.state = TrainState(**state["trainer"])
@@ -252,5 +250,4 @@ class Trainer:
             self.state.total_steps = max(self.cfg.max_steps, self.state.step)
         self.loader.load_state_dict(state["loader"])
         self.precision.load_state_dict(state["precision"])
-        if "task" in state:
-            self.objective.load_state_dict(state["task"])
+        self.objective.load_state_dict(state.get("task", {}))
