@@ -55,8 +55,12 @@ def test_chat_completion_and_stream_agree(client):
                                                  stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == full.choices[0].message.content
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert all(c.usage is None for c in chunks)  # usage only when stream_options.include_usage asks
     assert chunks[-1].choices[0].finish_reason == full.choices[0].finish_reason
+    counted = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0,
+                                                  stream=True, stream_options={"include_usage": True}))
+    assert counted[-1].choices == [] and counted[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert all(c.usage is None for c in counted[:-1])
 
 
 def test_stream_include_usage_sends_a_final_usage_chunk(client):

@@ -67,6 +67,7 @@ class Completion:
     # those not scored: the first, and any before prompt_logprobs_from); on the first report after
     # the prompt and on the final one
     prompt_logprobs: list[dict | None] | None = None
+    cached_tokens: int = 0  # prompt tokens whose keys and values came from the prefix cache
 
 
 class RequestFailed(Exception):
@@ -122,7 +123,7 @@ class Engine:
         """Queue a prompt (text, or token ids); returns its id. With params.n > 1 the completions
         are sub-requests `id`, `id#1`, ... reported under the same parent id. With
         params.prompt_logprobs, the prompt's tokens from index `prompt_logprobs_from` are scored
-        (on the first completion)."""
+        (for each of the n completions, which then compute the prompt themselves)."""
         params = params or SamplingParams()
         prefix = list(self.model.input_prefix_ids)  # a soft prompt's virtual tokens first
         ids = prefix + self._encode(prompt)
@@ -139,7 +140,7 @@ class Engine:
             seed = None if params.seed is None else params.seed + index
             generator = None if seed is None else torch.Generator().manual_seed(seed)
             request = Request(rid, list(computed), max(max_tokens, 0))
-            if params.prompt_logprobs is not None and index == 0:
+            if params.prompt_logprobs is not None:
                 request.scoring = PromptScoring(tuple(ids), len(prefix) + max(1, prompt_logprobs_from),
                                                 params.prompt_logprobs)
             self.scheduler.add(request)
@@ -253,7 +254,8 @@ class Engine:
             t.text = t.stops.cut(text)
         delta_ids = [] if token is None else [token]
         return Completion(t.parent, t.index, list(t.request.output_ids), delta_ids, t.text, reason is not None,
-                          reason, list(t.logprobs), self._prompt_tokens(t), prompt_logprobs=self._prompt_logprobs(t, reason is not None))
+                          reason, list(t.logprobs), self._prompt_tokens(t), prompt_logprobs=self._prompt_logprobs(t, reason is not None),
+                          cached_tokens=min(t.request.num_cached_tokens, self._prompt_tokens(t)))
 
     def _prompt_logprobs(self, t: _Tracked, final: bool) -> list[dict | None] | None:
         """The prompt's scores on the first report after its prompt was computed, and on the last."""

@@ -76,8 +76,11 @@ def token_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Te
 
 def apply_penalties(logits: torch.Tensor, row: RowState) -> torch.Tensor:
     """Repetition penalty over prompt and output (HF semantics); presence and frequency penalties
-    over the output (OpenAI semantics). logits (V,) float."""
+    over the output and the logit bias (OpenAI semantics). logits (V,) float."""
     p = row.params
+    if p.logit_bias:
+        ids = torch.tensor([t for t in p.logit_bias if 0 <= t < logits.shape[-1]], dtype=torch.long)
+        logits[ids] += torch.tensor([p.logit_bias[t] for t in ids.tolist()], dtype=logits.dtype)
     if p.repetition_penalty != 1:
         seen = torch.tensor(sorted(set(row.prompt_ids) | set(row.output_ids)), dtype=torch.long)
         picked = logits[seen]

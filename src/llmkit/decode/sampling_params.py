@@ -35,6 +35,7 @@ class SamplingParams:
     n: int = 1  # completions per prompt (they share the prompt's KV blocks)
     logprobs: int | None = None  # also return the chosen token's and the top-k log-probabilities
     prompt_logprobs: int | None = None  # also score the prompt's own tokens (with top-k alternatives)
+    logit_bias: dict[int, float] | None = None  # OpenAI: added to these tokens' logits before sampling
 
     def __post_init__(self):
         for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
@@ -59,6 +60,9 @@ class SamplingParams:
         for name, ok, rule in checks:
             if not ok:
                 raise LlmkitError(f"{name} {rule}, got {getattr(self, name)!r}")
+        for token, bias in (self.logit_bias or {}).items():
+            if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+                raise LlmkitError(f"logit_bias values must be numbers in [-100, 100], got {bias!r} for token {token}")
         if 0 < self.temperature < MIN_TEMPERATURE:
             self.temperature = MIN_TEMPERATURE
         if isinstance(self.stop, str):
@@ -70,4 +74,6 @@ class SamplingParams:
 
     @property
     def penalised(self) -> bool:
-        return self.repetition_penalty != 1 or self.presence_penalty != 0 or self.frequency_penalty != 0
+        """Whether the logits are changed before the draw (penalties or a logit bias)."""
+        return (self.repetition_penalty != 1 or self.presence_penalty != 0 or self.frequency_penalty != 0
+                or bool(self.logit_bias))

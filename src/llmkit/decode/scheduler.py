@@ -58,6 +58,7 @@ class Request:
     arrival: int = field(default_factory=lambda: next(_arrivals))
     num_preemptions: int = 0
     scoring: PromptScoring | None = None  # prompt log-probabilities wanted (they cap prefix-cache reuse)
+    num_cached_tokens: int = 0  # prompt tokens the prefix cache supplied at first admission
 
     @property
     def cacheable(self) -> int | None:
@@ -174,6 +175,8 @@ class Scheduler:
                 if self.kv.awaits_pending(request.id, request.token_ids, request.cacheable):
                     continue  # its prefix is being computed this step: reuse it next step
                 request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids, request.cacheable)
+                if not request.num_preemptions:
+                    request.num_cached_tokens = request.num_computed_tokens
             n = request.num_tokens - request.num_computed_tokens
             if n > budget and not self.cfg.chunked_prefill:
                 if out.num_tokens:  # others run this step: this prompt waits for a step of its own

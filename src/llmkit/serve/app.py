@@ -2,8 +2,8 @@
 
     GET  /health                 liveness (no key needed)
     GET  /metrics                Prometheus text (no key needed)
-    GET  /v1/models
-    POST /v1/completions         prompt (text, texts, or token ids); stream=true for SSE
+    GET  /v1/models, /v1/models/{id}
+    POST /v1/completions         prompt (text, texts, token ids, or lists of them); echo, best_of; stream=true for SSE
     POST /v1/chat/completions    messages through the checkpoint's chat template; stream=true for SSE
 
 Every accepted prompt counts against `max_queue` until it is answered (a request of 1,000
@@ -20,7 +20,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -81,19 +81,32 @@ def create_app(state: ServerState) -> FastAPI:
         state.metrics.in_flight.set(state.in_flight)
         return Response(state.metrics.render(state.engine.stats()), media_type="text/plain; version=0.0.4")
 
+    def model_card() -> dict:
+        return {"id": state.model_name, "object": "model", "created": state.created, "owned_by": "llmkit",
+                "max_model_len": state.max_model_len}
+
     @app.get("/v1/models", dependencies=[Depends(authorised)])
     async def models():
-        return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": state.created,
-                                            "owned_by": "llmkit", "max_model_len": state.max_model_len}]}
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}", dependencies=[Depends(authorised)])
+    async def model(model_id: str):
+        _check_model(state, model_id)
+        return model_card()
 
     @app.post("/v1/completions", dependencies=[Depends(authorised)])
     async def completions(body: CompletionRequest, request: Request):
         _check_model(state, body.model)
-        _check_capacity(state, _prompt_count(body.prompt) * body.n)
-        prompts = await asyncio.to_thread(_completion_prompts, state, body.prompt)
+        _check_capacity(state, _prompt_count(body.prompt) * (body.best_of or body.n))
+        prompts = await asyncio.to_thread(_completion_prompts, state, body.prompt, body.max_tokens == 0)
         params = _sampling(state, body, body.max_tokens, body.logprobs, prompts)
-        return await _answer(state, request, prompts, params, body.stream, chat=False,
-                             include_usage=body.stream_options is not None and body.stream_options.include_usage)
+        if body.best_of is not None:  # best_of sequences drawn, the n likeliest returned (needs their log-probs)
+            params = replace(params, n=body.best_of, logprobs=params.logprobs or 0)
+        if body.echo and body.logprobs is not None:
+            params = replace(params, prompt_logprobs=body.logprobs)
+        shape = Shape(chat=False, echo=body.echo, want_logprobs=body.logprobs is not None, n=body.n,
+                      include_usage=body.include_usage, stops=tuple(params.stop))
+        return await _answer(state, request, prompts, params, body.stream, shape)
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
     async def chat_completions(body: ChatCompletionRequest, request: Request):
@@ -103,10 +116,23 @@ def create_app(state: ServerState) -> FastAPI:
         ids = await asyncio.to_thread(_chat_prompt, state, messages)
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         params = _sampling(state, body, body.max_completion_tokens or body.max_tokens, logprobs, [ids])
-        return await _answer(state, request, [ids], params, body.stream, chat=True,
-                             include_usage=body.stream_options is not None and body.stream_options.include_usage)
+        shape = Shape(chat=True, echo=False, want_logprobs=body.logprobs, n=body.n, include_usage=body.include_usage,
+                      stops=tuple(params.stop))
+        return await _answer(state, request, [ids], params, body.stream, shape)
 
     return app
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a request's completions become a response: the endpoint's format and its options."""
+
+    chat: bool
+    echo: bool  # completions: the prompt's text (and log-probs) come first
+    want_logprobs: bool
+    n: int  # choices returned per prompt (best_of may draw more)
+    include_usage: bool  # streams: a last chunk with usage
+    stops: tuple[str, ...]
 
 
 def _chat_prompt(state: ServerState, messages: list[dict]) -> list[int]:
@@ -121,7 +147,7 @@ def _chat_prompt(state: ServerState, messages: list[dict]) -> list[int]:
 
 
 def _prompt_count(prompt) -> int:
-    return len(prompt) if isinstance(prompt, list) and prompt and isinstance(prompt[0], str) else 1
+    return len(prompt) if isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list) else 1
 
 
 def _check_capacity(state: ServerState, sequences: int) -> None:
@@ -140,31 +166,29 @@ def _check_model(state: ServerState, name: str) -> None:
                        param="model", code="model_not_found")
 
 
-def _check_length(state: ServerState, ids: list[int], param: str) -> None:
+def _check_length(state: ServerState, ids: list[int], param: str, prompt_only: bool = False) -> None:
     if not ids:
         raise APIError(400, f"{param} is empty", param=param)
-    if len(ids) >= state.max_model_len:
+    if len(ids) > state.max_model_len or (len(ids) == state.max_model_len and not prompt_only):
         raise APIError(400, f"{param} has {len(ids)} tokens; the context holds {state.max_model_len} "
                             "(prompt plus at least one generated token)", param=param, code="context_length_exceeded")
 
 
-def _completion_prompts(state: ServerState, prompt) -> list[list[int]]:
+def _completion_prompts(state: ServerState, prompt, prompt_only: bool = False) -> list[list[int]]:
+    """Token ids of each prompt: a text, texts, token ids, or lists of token ids."""
     if isinstance(prompt, str):
-        texts = [prompt]
+        prompts = [state.tokenizer.encode(prompt)]
     elif prompt and all(isinstance(p, int) for p in prompt):
         prompts = [list(prompt)]
-        texts = None
     else:
-        texts = list(prompt)
-    if texts is not None:
-        prompts = [state.tokenizer.encode(t) for t in texts]
+        prompts = [list(p) if isinstance(p, list) else state.tokenizer.encode(p) for p in prompt]
     if not prompts:
         raise APIError(400, "prompt is empty", param="prompt")
     if any(t < 0 or t >= state.tokenizer.vocab_size for p in prompts for t in p):
         raise APIError(400, f"prompt holds token ids outside the vocabulary (0..{state.tokenizer.vocab_size - 1})",
                        param="prompt")
     for ids in prompts:
-        _check_length(state, ids, "prompt")
+        _check_length(state, ids, "prompt", prompt_only)
     return prompts
 
 
@@ -172,7 +196,7 @@ def _sampling(state: ServerState, body, max_tokens: int | None, logprobs: int | 
               prompts: list[list[int]]) -> SamplingParams:
     """The request's SamplingParams; without max_tokens a reply may fill the context, and a given
     max_tokens that cannot fit after the longest prompt is a 400 naming the limit."""
-    room = state.max_model_len - max(len(p) for p in prompts)
+    room = max(0, state.max_model_len - max(len(p) for p in prompts))
     if max_tokens is not None and max_tokens > room:
         raise APIError(400, f"prompt ({state.max_model_len - room} tokens) + max_tokens ({max_tokens}) exceeds the "
                             f"context of {state.max_model_len} tokens; lower max_tokens to at most {room}",
@@ -180,32 +204,69 @@ def _sampling(state: ServerState, body, max_tokens: int | None, logprobs: int | 
     try:
         return SamplingParams(
             temperature=body.temperature, top_p=body.top_p, top_k=body.top_k, min_p=body.min_p, n=body.n,
-            max_tokens=max_tokens or room, stop=list(body.stop or []), seed=body.seed, ignore_eos=body.ignore_eos,
-            logprobs=logprobs, presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
-            repetition_penalty=body.repetition_penalty)
+            max_tokens=room if max_tokens is None else max_tokens, stop=list(body.stop or []), seed=body.seed,
+            ignore_eos=body.ignore_eos, logprobs=logprobs, presence_penalty=body.presence_penalty,
+            frequency_penalty=body.frequency_penalty, repetition_penalty=body.repetition_penalty,
+            logit_bias=_logit_bias(state, body.logit_bias))
     except LlmkitError as error:
         raise APIError(400, str(error), param=str(error).split()[0]) from None
 
 
+def _logit_bias(state: ServerState, bias: dict[str, float] | None) -> dict[int, float] | None:
+    if not bias:
+        return None
+    vocab = state.tokenizer.vocab_size
+    out = {int(token): value for token, value in bias.items()}
+    wrong = [t for t in out if not 0 <= t < vocab]
+    if wrong:
+        raise APIError(400, f"logit_bias names token {wrong[0]}, outside the vocabulary (0..{vocab - 1})",
+                       param="logit_bias", code="invalid_value")
+    return out
+
+
 async def _answer(state: ServerState, request: Request, prompts: list[list[int]], params: SamplingParams,
-                  stream: bool, chat: bool, include_usage: bool):
+                  stream: bool, shape: Shape):
     sequences = len(prompts) * params.n
     _check_capacity(state, sequences)  # again: tokenizing took time, others may have come in
     state.in_flight += sequences
     state.metrics.prompt_tokens.inc(sum(len(p) for p in prompts))
-    prompt_tokens = sum(len(p) for p in prompts)
-    request_id = R.new_id("chatcmpl" if chat else "cmpl")
+    request_id = R.new_id("chatcmpl" if shape.chat else "cmpl")
     updates = _merged(state, prompts, params)
     if stream:
-        return StreamingResponse(_sse(state, updates, request_id, chat, include_usage, prompt_tokens, sequences),
+        return StreamingResponse(_sse(state, updates, request_id, shape, prompts, sequences),
                                  media_type="text/event-stream")
     try:
         final = await _collect_unless_gone(state, request, updates)
     finally:
         state.in_flight -= sequences
-    choices = sorted(final.items())
-    build = R.chat_body if chat else R.completion_body
-    return build(request_id, state.model_name, choices, state.tokenizer, params.logprobs is not None, prompt_tokens)
+    usage = R.usage_of(list(final.items()), sum(len(p) for p in prompts),
+                       sum(final[k * params.n].cached_tokens for k in range(len(prompts))))
+    if shape.chat:
+        return R.chat_body(request_id, state.model_name, sorted(final.items()), state.tokenizer, shape.want_logprobs, usage)
+    choices = []
+    for k, prompt in enumerate(prompts):
+        drawn = [final[k * params.n + i] for i in range(params.n)]
+        if params.n > shape.n:  # best_of: the likeliest sequences, by summed log-probability
+            drawn = sorted(drawn, key=lambda c: -sum(e["logprob"] for e in c.logprobs))[: shape.n]
+        for i, done in enumerate(drawn):
+            choices.append((k * shape.n + i, *_completion_choice(state, shape, prompt, done)))
+    return R.completion_body(request_id, state.model_name, choices, usage)
+
+
+def _completion_choice(state: ServerState, shape: Shape, prompt: list[int], done: Completion) -> tuple[Completion, dict | None]:
+    """A completion's choice (with the prompt's text and log-probs first, when echoed) and its
+    legacy logprobs object."""
+    tokenizer = state.tokenizer
+    prompt_text = tokenizer.decode(prompt) if shape.echo else ""
+    logprobs = None
+    if shape.want_logprobs:
+        logprobs = R.completion_logprobs(tokenizer, done.logprobs, len(prompt_text), prompt if shape.echo else ())
+        if shape.echo:
+            echoed = R.completion_logprobs(tokenizer, R.prompt_entries(prompt, done.prompt_logprobs))
+            logprobs = R.merge_logprobs(echoed, logprobs)
+    if shape.echo:
+        done = replace(done, text=prompt_text + done.text)
+    return done, logprobs
 
 
 async def _collect_unless_gone(state: ServerState, request: Request, updates) -> dict[int, Completion]:
@@ -296,39 +357,49 @@ def _as_api_error(error: Exception) -> Exception:
     return error
 
 
-async def _sse(state: ServerState, updates, request_id: str, chat: bool, include_usage: bool, prompt_tokens: int,
+async def _sse(state: ServerState, updates, request_id: str, shape: Shape, prompts: list[list[int]],
                n_choices: int) -> AsyncIterator[str]:
-    deltas, completion_tokens, finished = R.TextDeltas(), {}, 0
+    deltas, completion_tokens, finished = R.TextDeltas(shape.stops), {}, 0
+    sent_logprobs: dict[int, int] = {}  # choice -> output tokens whose log-probs went out
     stopping = state.stop_event()
+    n = n_choices // len(prompts)
     try:
-        if chat:
+        if shape.chat:
             for i in range(n_choices):
                 yield R.sse(R.chat_chunk(request_id, state.model_name, i, {"role": "assistant", "content": ""}, None))
+        echoed: set[int] = set()
         async for choice, update in updates:
             if stopping.is_set():
                 raise APIError(503, "the server shut down before this request finished; retry on another replica",
                                code="server_shutting_down")
+            if shape.echo and choice not in echoed and (update.prompt_logprobs is not None or not shape.want_logprobs):
+                echoed.add(choice)
+                yield R.sse(_echo_chunk(state, request_id, shape, prompts[choice // n], update, choice))
             completion_tokens[choice] = len(update.token_ids)
             text = deltas.delta(choice, update.text, update.finished)
             reason = update.finish_reason if update.finished else None
             finished += update.finished
+            new_entries = update.logprobs[sent_logprobs.get(choice, 0):] if shape.want_logprobs else []
             if not text and reason is None:
-                continue
-            if chat:
-                logprobs = None
-                if update.logprobs and update.new_token_ids:
-                    logprobs = R.chat_logprobs(state.tokenizer, update.logprobs[-len(update.new_token_ids):])
-                chunk = R.chat_chunk(request_id, state.model_name, choice, {"content": text} if text else {}, reason, logprobs)
+                continue  # held back: these tokens' log-probs go out with the text that settles them
+            sent_logprobs[choice] = len(update.logprobs)
+            if shape.chat:
+                logprobs = R.chat_logprobs(state.tokenizer, new_entries) if new_entries else None
+                chunk = R.chat_chunk(request_id, state.model_name, choice, {"content": text} if text else {}, reason,
+                                     logprobs)
             else:
-                chunk = R.completion_chunk(request_id, state.model_name, choice, text, reason)
-            usage = R.usage(prompt_tokens, sum(completion_tokens.values()))
-            if reason is not None and finished == n_choices and not include_usage:
-                chunk["usage"] = usage  # the last chunk carries usage
+                logprobs = None
+                if shape.want_logprobs:  # text_offset counts from the start of the choice's whole text
+                    before = update.token_ids[: len(update.token_ids) - len(new_entries)]
+                    base = len(state.tokenizer.decode(prompts[choice // n])) if shape.echo else 0
+                    logprobs = R.completion_logprobs(state.tokenizer, new_entries,
+                                                     base + len(state.tokenizer.decode(before)), before)
+                chunk = R.completion_chunk(request_id, state.model_name, choice, text, reason, logprobs)
             yield R.sse(chunk)
-        if include_usage:
-            last = {"id": request_id, "object": "chat.completion.chunk" if chat else "text_completion",
+        if shape.include_usage:
+            last = {"id": request_id, "object": "chat.completion.chunk" if shape.chat else "text_completion",
                     "created": int(time.time()), "model": state.model_name, "choices": [],
-                    "usage": R.usage(prompt_tokens, sum(completion_tokens.values()))}
+                    "usage": R.usage(sum(len(p) for p in prompts), sum(completion_tokens.values()))}
             yield R.sse(last)
         yield R.sse("[DONE]")
     except Exception as error:  # noqa: BLE001 - the stream ends with an error event, never cut
@@ -337,3 +408,12 @@ async def _sse(state: ServerState, updates, request_id: str, chat: bool, include
     finally:
         state.in_flight -= n_choices
         await updates.aclose()
+
+
+def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], update: Completion,
+                choice: int) -> dict:
+    """A completion stream's first chunk of a choice with echo: the prompt's text (and log-probs)."""
+    logprobs = None
+    if shape.want_logprobs:
+        logprobs = R.completion_logprobs(state.tokenizer, R.prompt_entries(prompt, update.prompt_logprobs))
+    return R.completion_chunk(request_id, state.model_name, choice, state.tokenizer.decode(prompt), None, logprobs)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-               413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+               405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
                503: "service_unavailable"}
 
 
@@ -38,7 +38,11 @@ def install_handlers(app) -> None:
             return error_response(400, "the request body is not valid JSON", code="invalid_json")
         location = [str(part) for part in problem.get("loc", ()) if part != "body"]
         field = ".".join(location) or None
-        message = f"{field}: {problem.get('msg', 'invalid value')}" if field else problem.get("msg", "invalid request")
+        text = problem.get("msg", "invalid value").removeprefix("Value error, ")
+        if field is None and text.split()[0].isidentifier():  # a check across fields names its field first
+            field = text.split()[0]
+            return error_response(400, text, param=field, code="invalid_value")
+        message = f"{field}: {text}" if field else text
         return error_response(400, message, param=field, code="invalid_value")
 
     @app.exception_handler(Exception)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SEED_RANGE = (0, 2**63 - 1)
 
@@ -18,6 +18,10 @@ def valid_text(value: str) -> str:
     except UnicodeEncodeError as error:
         raise ValueError(f"holds an invalid Unicode code point (a lone surrogate) at position {error.start}") from None
     return value
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
 
 
 class _Request(BaseModel):
@@ -38,6 +42,28 @@ class _Request(BaseModel):
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repetition_penalty: float = Field(default=1.0, gt=0.0)
     ignore_eos: bool = False
+    logit_bias: dict[str, float] | None = None
+    stream_options: StreamOptions | None = None
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_range(cls, value):
+        for token, bias in (value or {}).items():
+            if not token.lstrip("-").isdigit():
+                raise ValueError(f"keys must be token ids, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"values must be in [-100, 100], got {bias} for token {token}")
+        return value
+
+    @model_validator(mode="after")
+    def _stream_options_need_a_stream(self):
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed with stream=true")
+        return self
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
 
     @field_validator("stop")
     @classmethod
@@ -48,15 +74,12 @@ class _Request(BaseModel):
         return [valid_text(s) for s in stops]
 
 
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
 class CompletionRequest(_Request):
-    prompt: str | list[str] | list[int]
-    max_tokens: int | None = Field(default=16, ge=1)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(default=16, ge=0)  # 0 only with echo: score the prompt
     logprobs: int | None = Field(default=None, ge=0, le=20)
-    stream_options: StreamOptions | None = None
+    echo: bool = False
+    best_of: int | None = Field(default=None, ge=1, le=16)
 
     @field_validator("prompt")
     @classmethod
@@ -64,6 +87,17 @@ class CompletionRequest(_Request):
         if isinstance(value, str):
             return valid_text(value)
         return [valid_text(p) if isinstance(p, str) else p for p in value]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_tokens == 0 and not self.echo:
+            raise ValueError("max_tokens must be >= 1 (0 only with echo=true, to score the prompt)")
+        if self.best_of is not None:
+            if self.best_of < self.n:
+                raise ValueError(f"best_of ({self.best_of}) must be >= n ({self.n})")
+            if self.stream:
+                raise ValueError("best_of is not supported with stream=true")
+        return self
 
 
 class ContentPart(BaseModel):
@@ -109,4 +143,3 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    stream_options: StreamOptions | None = None

@@ -23,21 +23,30 @@ def sse(payload: dict | str) -> str:
 
 
 class TextDeltas:
-    """The new text of each choice since the last chunk. A trailing U+FFFD (half of a multi-byte
-    character) is held back until the next token completes it."""
+    """The new text of each choice since the last chunk. Held back until a later token settles it:
+    a trailing U+FFFD (half of a multi-byte character), and a trailing piece that begins a stop
+    string (if the stop string follows, the reply ends before it and that piece is never sent), so
+    the chunks always add up to the non-streamed text."""
 
-    def __init__(self):
+    def __init__(self, stops: list[str] | tuple[str, ...] = ()):
         self.sent: dict[int, str] = {}
+        self.stops = [s for s in stops if s]
 
     def delta(self, choice: int, text: str, final: bool) -> str:
         sent = self.sent.get(choice, "")
         if not text.startswith(sent):  # a later token re-segmented the text: send nothing twice
             return ""
-        ready = text if final or not text.endswith("\ufffd") else text.rstrip("\ufffd")
+        ready = text if final else self._settled(text)
         if len(ready) <= len(sent):
             return ""
         self.sent[choice] = ready
         return ready[len(sent):]
+
+    def _settled(self, text: str) -> str:
+        text = text.rstrip("\ufffd")
+        hold = max((k for stop in self.stops for k in range(min(len(stop) - 1, len(text)), 0, -1)
+                    if text.endswith(stop[:k])), default=0)
+        return text[: len(text) - hold]
 
 
 def token_text(tokenizer, token: int) -> str:
@@ -49,12 +58,36 @@ def token_text(tokenizer, token: int) -> str:
     return text
 
 
-def completion_logprobs(tokenizer, done: Completion) -> dict:
-    entries = done.logprobs
-    return {"tokens": [token_text(tokenizer, e["token"]) for e in entries],
-            "token_logprobs": [e["logprob"] for e in entries],
-            "top_logprobs": [{token_text(tokenizer, t): lp for t, lp in e["top"].items()} for e in entries],
-            "text_offset": []}
+def completion_logprobs(tokenizer, entries: list[dict | None], offset_base: int = 0, ids_before: list[int] = ()) -> dict:
+    """OpenAI's legacy logprobs object. entries: per token {"token", "logprob", "top"} (None for a
+    prompt's first token, which has no log-probability); text_offset: where each token starts in
+    the choice's text, which begins `offset_base` characters after the text of `ids_before`."""
+    ids = [e["token"] for e in entries]
+    offsets, before = [], tokenizer.decode(list(ids_before)) if ids_before else ""
+    for i in range(len(ids)):
+        offsets.append(offset_base + len(tokenizer.decode(list(ids_before) + ids[:i])) - len(before))
+    return {"tokens": [token_text(tokenizer, t) for t in ids],
+            "token_logprobs": [None if e.get("logprob") is None else e["logprob"] for e in entries],
+            "top_logprobs": [None if e.get("top") is None else _with_chosen(tokenizer, e) for e in entries],
+            "text_offset": offsets}
+
+
+def _with_chosen(tokenizer, entry: dict) -> dict:
+    """The legacy top_logprobs of a token: the k likeliest and the chosen token itself (k + 1 at most)."""
+    top = {token_text(tokenizer, t): lp for t, lp in entry["top"].items()}
+    top.setdefault(token_text(tokenizer, entry["token"]), entry["logprob"])
+    return top
+
+
+def prompt_entries(prompt_ids: list[int], scores: list[dict | None] | None) -> list[dict]:
+    """Echoed prompt tokens as logprob entries (the first has none)."""
+    scores = scores or [None] * len(prompt_ids)
+    return [score if score is not None else {"token": token, "logprob": None, "top": None}
+            for token, score in zip(prompt_ids, scores, strict=True)]
+
+
+def merge_logprobs(first: dict, second: dict) -> dict:
+    return {key: first[key] + second[key] for key in first}
 
 
 def chat_logprobs(tokenizer, entries: list[dict]) -> dict:
@@ -66,28 +99,34 @@ def chat_logprobs(tokenizer, entries: list[dict]) -> dict:
                         for e in entries]}
 
 
-def completion_body(request_id: str, model: str, choices: list[tuple[int, Completion]], tokenizer, want_logprobs: bool,
-                    prompt_tokens: int) -> dict:
+def usage_of(choices: list[tuple[int, Completion]], prompt_tokens: int, cached_tokens: int) -> dict:
+    body = usage(prompt_tokens, sum(len(c.token_ids) for _, c in choices))
+    body["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    return body
+
+
+def completion_body(request_id: str, model: str, choices: list[tuple[int, Completion, dict | None]], usage_body: dict) -> dict:
+    """choices: (index, final Completion, its legacy logprobs object or None); text echoed already."""
     return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": i, "text": c.text, "finish_reason": c.finish_reason,
-                         "logprobs": completion_logprobs(tokenizer, c) if want_logprobs else None}
-                        for i, c in choices],
-            "usage": usage(prompt_tokens, sum(len(c.token_ids) for _, c in choices))}
+            "choices": [{"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": lp}
+                        for i, c, lp in choices],
+            "usage": usage_body}
 
 
 def chat_body(request_id: str, model: str, choices: list[tuple[int, Completion]], tokenizer, want_logprobs: bool,
-              prompt_tokens: int) -> dict:
+              usage_body: dict) -> dict:
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
                          "finish_reason": c.finish_reason,
                          "logprobs": chat_logprobs(tokenizer, c.logprobs) if want_logprobs else None}
                         for i, c in choices],
-            "usage": usage(prompt_tokens, sum(len(c.token_ids) for _, c in choices))}
+            "usage": usage_body}
 
 
-def completion_chunk(request_id: str, model: str, index: int, text: str, finish_reason: str | None) -> dict:
+def completion_chunk(request_id: str, model: str, index: int, text: str, finish_reason: str | None,
+                     logprobs: dict | None = None) -> dict:
     return {"id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}]}
+            "choices": [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": logprobs}]}
 
 
 def chat_chunk(request_id: str, model: str, index: int, delta: dict, finish_reason: str | None,
