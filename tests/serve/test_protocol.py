@@ -178,3 +178,44 @@ def test_cached_prompt_tokens_are_reported(server):
     second = post(server, "/v1/completions", body).json()["usage"]
     assert first["prompt_tokens_details"]["cached_tokens"] == 0
     assert 0 < second["prompt_tokens_details"]["cached_tokens"] < second["prompt_tokens"]
+
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6}, "ok": {"type": "boolean"}},
+          "required": ["name", "ok"], "additionalProperties": False}
+
+
+def test_json_schema_replies_parse_and_validate(client):
+    import json
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}}
+    out = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Return the"}],
+                                         max_tokens=48, temperature=1.0, n=4, seed=1, response_format=fmt)
+    for choice in out.choices:
+        value = json.loads(choice.message.content)
+        assert set(value) == {"name", "ok"} and isinstance(value["ok"], bool) and len(value["name"]) <= 6
+    stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Return the"}],
+                                            max_tokens=48, temperature=0, response_format=fmt, stream=True)
+    assert set(json.loads("".join(c.choices[0].delta.content or "" for c in stream if c.choices))) == {"name", "ok"}
+    text = client.completions.create(model="tiny", prompt="x", max_tokens=24, temperature=0,
+                                     extra_body={"guided_choice": ["red", "green"]}).choices[0].text
+    assert text in ("red", "green")
+
+
+def test_json_object_mode(client):
+    import json
+
+    out = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=64,
+                                         temperature=0, response_format={"type": "json_object"})
+    if out.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(out.choices[0].message.content), dict)
+
+
+def test_an_invalid_schema_is_a_400_naming_the_problem(server):
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}
+    r = post(server, "/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                              "response_format": fmt})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+    assert "nonsense" in r.json()["error"]["message"]
+    r = post(server, "/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                                              "response_format": {"type": "json_schema"}})
+    assert r.status_code == 400

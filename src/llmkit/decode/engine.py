@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from llmkit.decode.grammar import Grammar, GrammarCompiler
 from llmkit.decode.model_runner import ModelRunner, StepOutput
 from llmkit.decode.paged_cache import PagedKVCache
 from llmkit.decode.placement import model_dtype
@@ -86,6 +87,7 @@ class _Tracked:
     logprobs: list[dict] = field(default_factory=list)
     prompt_scores: dict[int, dict] = field(default_factory=dict)  # position in the prompt -> score
     prompt_reported: bool = False
+    matcher: object | None = None  # the grammar's state, when the reply is constrained
 
 
 class Engine:
@@ -113,6 +115,7 @@ class Engine:
         self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size, dtype)
         self.runner = ModelRunner(model, self.cache)
         self.tracked: dict[str, _Tracked] = {}
+        self._grammars: GrammarCompiler | None = None  # built on the first constrained request
         self.swapped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._ids = itertools.count()
         self.stats = {"steps": 0, "preemptions": 0, "swapped_out": 0, "generated_tokens": 0, "failed_requests": 0}
@@ -143,9 +146,16 @@ class Engine:
             if params.prompt_logprobs is not None:
                 request.scoring = PromptScoring(tuple(ids), len(prefix) + max(1, prompt_logprobs_from),
                                                 params.prompt_logprobs)
+            matcher = self.grammar_matcher(params.grammar) if params.grammar is not None else None
             self.scheduler.add(request)
-            self.tracked[rid] = _Tracked(request, params, generator, parent, index, stops)
+            self.tracked[rid] = _Tracked(request, params, generator, parent, index, stops, matcher=matcher)
         return parent
+
+    def grammar_matcher(self, grammar: Grammar):
+        """A matcher for a constrained reply; LlmkitError naming the problem if the grammar is invalid."""
+        if self._grammars is None:
+            self._grammars = GrammarCompiler(self.tokenizer, self.model.cfg.vocab_size, self.stop_ids)
+        return self._grammars.matcher(grammar)
 
     def abort(self, request_id: str) -> None:
         """Stop a request (and its n siblings) and free its KV blocks."""
@@ -178,7 +188,12 @@ class Engine:
         rids = [r for r in logits if r not in finished]
         rows = [RowState(self.tracked[r].params, self.tracked[r].generator, self.tracked[r].request.prompt_ids,
                          self.tracked[r].request.output_ids) for r in rids]
-        sampled = sample(torch.stack([logits[r] for r in rids]), rows) if rids else []
+        stacked = torch.stack([logits[r] for r in rids]) if rids else None  # (B, V)
+        constrained = [i for i, r in enumerate(rids) if self.tracked[r].matcher is not None]
+        if constrained:  # one mask computation for every constrained row of the batch
+            allowed = self._grammars.masks([self.tracked[rids[i]].matcher for i in constrained])  # (K, V)
+            stacked[constrained] = stacked[constrained].masked_fill(~allowed.to(stacked.device), float("-inf"))
+        sampled = sample(stacked, rows) if rids else []
         for rid, choice in zip(rids, sampled, strict=True):
             t = self.tracked[rid]
             if choice.error is not None:
@@ -186,6 +201,9 @@ class Engine:
                 continue
             if t.stops.ends_at(choice.token):
                 finished[rid] = "stop"  # the stop token itself is not part of the output
+                continue
+            if t.matcher is not None and not t.matcher.consume_token(choice.token):
+                errors[rid] = f"the reply left its grammar ({t.matcher.get_error()})"
                 continue
             new_tokens[rid] = choice.token
             if choice.logprob is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from llmkit.decode.grammar import Grammar
 from llmkit.errors import LlmkitError
 
 MIN_TEMPERATURE = 1e-2
@@ -36,6 +37,7 @@ class SamplingParams:
     logprobs: int | None = None  # also return the chosen token's and the top-k log-probabilities
     prompt_logprobs: int | None = None  # also score the prompt's own tokens (with top-k alternatives)
     logit_bias: dict[int, float] | None = None  # OpenAI: added to these tokens' logits before sampling
+    grammar: Grammar | None = None  # structured output: every reply matches it (llmkit.decode.grammar)
 
     def __post_init__(self):
         for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):

@@ -28,6 +28,7 @@ from fastapi.responses import Response, StreamingResponse
 from llmkit.errors import LlmkitError
 from llmkit.decode.async_engine import AsyncEngine
 from llmkit.decode.engine import Completion, RequestFailed
+from llmkit.decode.grammar import Grammar
 from llmkit.decode.sampling_params import SamplingParams
 from llmkit.serve import responses as R
 from llmkit.serve.errors import APIError, install_handlers
@@ -104,6 +105,7 @@ def create_app(state: ServerState) -> FastAPI:
             params = replace(params, n=body.best_of, logprobs=params.logprobs or 0)
         if body.echo and body.logprobs is not None:
             params = replace(params, prompt_logprobs=body.logprobs)
+        params = await _constrained(state, body, params)
         shape = Shape(chat=False, echo=body.echo, want_logprobs=body.logprobs is not None, n=body.n,
                       include_usage=body.include_usage, stops=tuple(params.stop))
         return await _answer(state, request, prompts, params, body.stream, shape)
@@ -116,6 +118,7 @@ def create_app(state: ServerState) -> FastAPI:
         ids = await asyncio.to_thread(_chat_prompt, state, messages)
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         params = _sampling(state, body, body.max_completion_tokens or body.max_tokens, logprobs, [ids])
+        params = await _constrained(state, body, params)
         shape = Shape(chat=True, echo=False, want_logprobs=body.logprobs, n=body.n, include_usage=body.include_usage,
                       stops=tuple(params.stop))
         return await _answer(state, request, [ids], params, body.stream, shape)
@@ -210,6 +213,35 @@ def _sampling(state: ServerState, body, max_tokens: int | None, logprobs: int | 
             logit_bias=_logit_bias(state, body.logit_bias))
     except LlmkitError as error:
         raise APIError(400, str(error), param=str(error).split()[0]) from None
+
+
+def _grammar(body) -> tuple[Grammar, str] | None:
+    """The structured output a request asks for, and the field that asked."""
+    fmt = body.response_format
+    if fmt is not None and fmt.type == "json_object":
+        return Grammar("json_object"), "response_format"
+    if fmt is not None and fmt.type == "json_schema":
+        return Grammar("json_schema", fmt.json_schema.json_schema), "response_format"
+    if body.guided_json is not None:
+        return Grammar("json_schema", body.guided_json), "guided_json"
+    if body.guided_regex is not None:
+        return Grammar("regex", body.guided_regex), "guided_regex"
+    if body.guided_choice is not None:
+        return Grammar("choice", body.guided_choice), "guided_choice"
+    return None
+
+
+async def _constrained(state: ServerState, body, params: SamplingParams) -> SamplingParams:
+    """params with the request's grammar, compiled here first so that an invalid one is a 400."""
+    asked = _grammar(body)
+    if asked is None:
+        return params
+    grammar, field_name = asked
+    try:
+        await asyncio.to_thread(state.engine.engine.grammar_matcher, grammar)
+    except LlmkitError as error:
+        raise APIError(400, f"{field_name}: {error}", param=field_name, code="invalid_grammar") from None
+    return replace(params, grammar=grammar)
 
 
 def _logit_bias(state: ServerState, bias: dict[str, float] | None) -> dict[int, float] | None:

@@ -24,6 +24,26 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str = "response"
+    description: str | None = None
+    json_schema: dict = Field(alias="schema")  # "schema" on the wire
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self):
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type json_schema needs a json_schema object with a schema")
+        return self
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -44,6 +64,11 @@ class _Request(BaseModel):
     ignore_eos: bool = False
     logit_bias: dict[str, float] | None = None
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    # vLLM's guided-decoding extensions
+    guided_json: dict | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
 
     @field_validator("logit_bias")
     @classmethod
