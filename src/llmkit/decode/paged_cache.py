@@ -20,12 +20,10 @@ class PagedKVCache:
     def __init__(self, n_layer: int, num_blocks: int, block_size: int, n_kv_head: int, head_dim: int,
                  device=None, dtype=torch.float32):
         shape = (n_layer, num_blocks * block_size, n_kv_head, head_dim)
-        # Uninitialised (filling GBs costs time and touches every page): a slot is written before its
-        # key is attended, except block 0's, which padding reads (masked out, but 0 x NaN is NaN).
-        self.k = torch.empty(shape, device=device, dtype=dtype)
-        self.v = torch.empty(shape, device=device, dtype=dtype)
-        self.k[:, :block_size].zero_()
-        self.v[:, :block_size].zero_()
+        # Zeroed: masked-out keys are still read (padding, the unwritten tail of a sequence's last
+        # block in the gathering fallback), and a masked weight of 0 times a NaN left in memory is NaN.
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.num_blocks, self.block_size = num_blocks, block_size
 
     @staticmethod
