@@ -31,10 +31,12 @@ from llmkit.decode.engine import Completion, RequestFailed
 from llmkit.decode.grammar import Grammar
 from llmkit.decode.sampling_params import SamplingParams
 from llmkit.serve import responses as R
+from llmkit.serve import tool_calls as T
 from llmkit.serve.errors import APIError, install_handlers
 from llmkit.serve.guard import LOOPBACK_HOSTS, Guard
 from llmkit.serve.metrics import ServerMetrics
 from llmkit.serve.protocol import ChatCompletionRequest, CompletionRequest
+from llmkit.serve.utility_routes import add_utility_routes
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ServerState:
     max_request_bytes: int = 4 * 2**20
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # checked when no API key is set; () allows any
     protect_docs: bool = False  # /metrics and /openapi.json need the API key too
+    allowed_origins: tuple[str, ...] = ()  # CORS origins browsers may call from; () adds no CORS headers
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     in_flight: int = 0
     draining: bool = False  # SIGTERM received: new work gets 503
@@ -65,6 +68,11 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.llmkit = state
     install_handlers(app)
     app.add_middleware(Guard, state=state)
+    if state.allowed_origins:  # CORS for browser clients, off unless origins are given
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(state.allowed_origins), allow_methods=["*"],
+                           allow_headers=["*"])
 
     def authorised(request: Request) -> None:
         if state.api_key is None:
@@ -114,15 +122,18 @@ def create_app(state: ServerState) -> FastAPI:
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         _check_model(state, body.model)
         _check_capacity(state, body.n)
-        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
-        ids = await asyncio.to_thread(_chat_prompt, state, messages)
+        messages = [body.template_message(m) for m in body.messages]
+        tools = _tool_mode(body)
+        shown = [t.model_dump(exclude_none=True) for t in body.tools] if tools is not None else None
+        ids = await asyncio.to_thread(_chat_prompt, state, messages, shown)
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         params = _sampling(state, body, body.max_completion_tokens or body.max_tokens, logprobs, [ids])
-        params = await _constrained(state, body, params)
+        params = await _constrained(state, body, params, tools.grammar if tools is not None else None)
         shape = Shape(chat=True, echo=False, want_logprobs=body.logprobs, n=body.n, include_usage=body.include_usage,
-                      stops=tuple(params.stop))
+                      stops=tuple(params.stop), tools=tools)
         return await _answer(state, request, [ids], params, body.stream, shape)
 
+    add_utility_routes(app, state, authorised, _check_model, _check_length)
     return app
 
 
@@ -136,12 +147,60 @@ class Shape:
     n: int  # choices returned per prompt (best_of may draw more)
     include_usage: bool  # streams: a last chunk with usage
     stops: tuple[str, ...]
+    tools: ToolMode | None = None  # chat with tools: the replies' calls are read back
 
 
-def _chat_prompt(state: ServerState, messages: list[dict]) -> list[int]:
-    """The conversation through the checkpoint's chat template, as token ids (runs on a worker thread)."""
+@dataclass(frozen=True)
+class ToolMode:
+    """How a chat request's tools are used: "auto" parses calls from a free reply; "required" and a
+    named function constrain the reply (`grammar`) and read it as calls."""
+
+    choice: str  # "auto" | "required" | "named"
+    names: frozenset[str]
+    grammar: Grammar | None = None
+    function: str | None = None  # the named function
+
+
+def _tool_mode(body) -> ToolMode | None:
+    if not body.tools or body.tool_choice == "none":
+        return None
+    tools = [t.model_dump() for t in body.tools]
+    names = frozenset(t["function"]["name"] for t in tools)
+    if body.tool_choice is None or body.tool_choice == "auto":
+        return ToolMode("auto", names)
+    if body.tool_choice == "required":
+        return ToolMode("required", names, T.required_grammar(tools, body.parallel_tool_calls))
+    name = body.tool_choice.function.name
+    grammar = T.named_grammar(tools, name)
+    if grammar is None:
+        raise APIError(400, f"tool_choice names function {name!r}, which is not among the tools ({sorted(names)})",
+                       param="tool_choice")
+    return ToolMode("named", names, grammar, name)
+
+
+def chat_message(text: str, reason: str | None, tools: ToolMode | None) -> tuple[dict, str | None]:
+    """The assistant message of a reply (its tool calls read back when tools are in use) and the
+    finish reason ("tool_calls" when it calls any)."""
+    if tools is None:
+        return {"role": "assistant", "content": text}, reason
+    if tools.choice == "auto":
+        content, calls = T.parse_auto(text, set(tools.names))
+    elif reason != "stop":  # a constrained reply cut by max_tokens is not a whole call
+        content, calls = text, []
+    elif tools.choice == "required":
+        content, calls = None, T.parse_required(text)
+    else:
+        content, calls = None, [T.tool_call(tools.function, text)]
+    if not calls:
+        return {"role": "assistant", "content": content}, reason
+    return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
+
+
+def _chat_prompt(state: ServerState, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+    """The conversation (and the tools, for templates that show them) through the checkpoint's chat
+    template, as token ids (runs on a worker thread)."""
     try:
-        text = state.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        text = state.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tools=tools)
     except LlmkitError as error:
         raise APIError(400, str(error), param="messages") from None
     ids = state.tokenizer.encode(text, add_special_tokens=False)
@@ -231,9 +290,15 @@ def _grammar(body) -> tuple[Grammar, str] | None:
     return None
 
 
-async def _constrained(state: ServerState, body, params: SamplingParams) -> SamplingParams:
-    """params with the request's grammar, compiled here first so that an invalid one is a 400."""
+async def _constrained(state: ServerState, body, params: SamplingParams, tool_grammar: Grammar | None = None) -> SamplingParams:
+    """params with the request's grammar (its response format, or what its tool_choice requires),
+    compiled here first so that an invalid one is a 400."""
     asked = _grammar(body)
+    if tool_grammar is not None:
+        if asked is not None:
+            raise APIError(400, f"{asked[1]} cannot be combined with tool_choice 'required' or a named function",
+                           param=asked[1])
+        asked = (tool_grammar, "tools")
     if asked is None:
         return params
     grammar, field_name = asked
@@ -274,7 +339,8 @@ async def _answer(state: ServerState, request: Request, prompts: list[list[int]]
     usage = R.usage_of(list(final.items()), sum(len(p) for p in prompts),
                        sum(final[k * params.n].cached_tokens for k in range(len(prompts))))
     if shape.chat:
-        return R.chat_body(request_id, state.model_name, sorted(final.items()), state.tokenizer, shape.want_logprobs, usage)
+        messages = [(i, *chat_message(c.text, c.finish_reason, shape.tools), c) for i, c in sorted(final.items())]
+        return R.chat_body(request_id, state.model_name, messages, state.tokenizer, shape.want_logprobs, usage)
     choices = []
     for k, prompt in enumerate(prompts):
         drawn = [final[k * params.n + i] for i in range(params.n)]
@@ -408,9 +474,13 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
                 echoed.add(choice)
                 yield R.sse(_echo_chunk(state, request_id, shape, prompts[choice // n], update, choice))
             completion_tokens[choice] = len(update.token_ids)
-            text = deltas.delta(choice, update.text, update.finished)
             reason = update.finish_reason if update.finished else None
             finished += update.finished
+            if shape.tools is not None:  # a reply is known to be calls or text only once it is whole
+                if update.finished:
+                    yield R.sse(_tool_chunk(state, request_id, choice, update, shape.tools))
+                continue
+            text = deltas.delta(choice, update.text, update.finished)
             new_entries = update.logprobs[sent_logprobs.get(choice, 0):] if shape.want_logprobs else []
             if not text and reason is None:
                 continue  # held back: these tokens' log-probs go out with the text that settles them
@@ -440,6 +510,15 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
     finally:
         state.in_flight -= n_choices
         await updates.aclose()
+
+
+def _tool_chunk(state: ServerState, request_id: str, choice: int, update: Completion, tools: ToolMode) -> dict:
+    """The one chunk of a streamed reply to a request with tools: its text, or its calls as deltas."""
+    message, reason = chat_message(update.text, update.finish_reason, tools)
+    delta = {"content": message["content"]} if message.get("content") else {}
+    if "tool_calls" in message:
+        delta["tool_calls"] = [{"index": j, **call} for j, call in enumerate(message["tool_calls"])]
+    return R.chat_chunk(request_id, state.model_name, choice, delta, reason)
 
 
 def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], update: Completion,

@@ -7,7 +7,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
           max_queue: int = 256, max_model_len: int | None = None, model_name: str | None = None,
           kv_cache_mib: float = 512.0, max_num_seqs: int = 64, graceful_timeout: float = 30.0,
           device: str = "cpu", max_request_bytes: int = 4 * 2**20, allowed_hosts: list[str] | None = None,
-          protect_docs: bool = False, dtype: str = "auto", adapter: str | None = None) -> None:
+          protect_docs: bool = False, dtype: str = "auto", adapter: str | None = None,
+          allowed_origins: list[str] | None = None) -> None:
     """Serve CHECKPOINT over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).
 
     Args:
@@ -26,6 +27,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
         allowed_hosts: Host header names accepted when no API key is set (default: 127.0.0.1, localhost,
             ::1; '*' allows any). Guards a loopback server against DNS rebinding.
         protect_docs: /metrics and /openapi.json need the API key too.
+        allowed_origins: origins browsers may call the API from (CORS), e.g. http://localhost:3000;
+            '*' allows any. Off by default: no CORS headers are sent.
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
         adapter: a fine-tuned adapter directory (any `llmkit finetune` method) served on top of CHECKPOINT.
     """
@@ -40,7 +43,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
     state = build_state(checkpoint, model_name=model_name, api_key=api_key, max_queue=max_queue,
                         max_model_len=max_model_len, device=device, dtype=dtype, adapter=adapter,
                         engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs),
-                        max_request_bytes=max_request_bytes, allowed_hosts=hosts, protect_docs=protect_docs)
+                        max_request_bytes=max_request_bytes, allowed_hosts=hosts, protect_docs=protect_docs,
+                        allowed_origins=tuple(allowed_origins or ()))
     print(f"serving {state.model_name!r} on http://{host}:{port}/v1 "
           f"({'API key required' if state.api_key else 'no API key'})", flush=True)
     run_server(state, host=host, port=port, graceful_timeout=graceful_timeout)

@@ -113,13 +113,13 @@ def completion_body(request_id: str, model: str, choices: list[tuple[int, Comple
             "usage": usage_body}
 
 
-def chat_body(request_id: str, model: str, choices: list[tuple[int, Completion]], tokenizer, want_logprobs: bool,
-              usage_body: dict) -> dict:
+def chat_body(request_id: str, model: str, choices: list[tuple[int, dict, str | None, Completion]], tokenizer,
+              want_logprobs: bool, usage_body: dict) -> dict:
+    """choices: (index, the assistant message, finish reason, the final Completion)."""
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
-                         "finish_reason": c.finish_reason,
+            "choices": [{"index": i, "message": message, "finish_reason": reason,
                          "logprobs": chat_logprobs(tokenizer, c.logprobs) if want_logprobs else None}
-                        for i, c in choices],
+                        for i, message, reason, c in choices],
             "usage": usage_body}
 
 

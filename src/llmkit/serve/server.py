@@ -27,7 +27,7 @@ def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str 
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
                 engine_config: EngineConfig | None = None, device: str = "cpu", dtype: str = "auto", adapter=None,
                 **limits) -> ServerState:
-    """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs."""
+    """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs, allowed_origins."""
     llm = llm or LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
     if device == "cpu":
         decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
