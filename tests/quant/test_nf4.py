@@ -29,13 +29,16 @@ def test_levels_round_trip_and_gaussian_error_is_small():
 
 
 def test_nf4_linear_stores_about_four_bits_per_weight():
+    torch.manual_seed(0)
     linear = torch.nn.Linear(512, 256, bias=True)
     q = NF4Linear(linear)
     bits = q.storage_bytes() * 8 / linear.weight.numel()
     assert 4.0 < bits < 4.3
-    x = torch.randn(3, 512)
+    x = torch.randn(64, 512)
     assert torch.allclose(q(x), torch.nn.functional.linear(x, q.weight, linear.bias))
-    assert (q(x) - linear(x)).abs().max() < 0.1 * linear(x).abs().max()
+    # relative RMS error of the output: 0.090-0.093 over 100 seeds (the max-error ratio this replaced
+    # failed for 57 of 200 seeds, once in CI)
+    assert ((q(x) - linear(x)).norm() / linear(x).norm()).item() < 0.11
 
 
 def test_qlora_wraps_nf4_linears_and_refuses_to_merge(tiny_checkpoint):

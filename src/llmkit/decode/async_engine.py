@@ -54,9 +54,9 @@ class AsyncEngine:
             except queue.Empty:
                 return
             if kind == "add":
-                request_id, prompt, params = args
+                request_id, prompt, params, (slot, salt) = args
                 try:
-                    self.engine.add_request(prompt, params, request_id)
+                    self.engine.add_request(prompt, params, request_id, adapter_slot=slot, cache_salt=salt)
                 except Exception as error:  # noqa: BLE001 - bad request: tell its caller
                     self._deliver(request_id, error)
             else:
@@ -74,13 +74,14 @@ class AsyncEngine:
             self._deliver(request_id, error)
 
     async def stream(self, prompt: str | list[int], params: SamplingParams | None = None,
-                     request_id: str | None = None) -> AsyncIterator[Completion]:
-        """Yield a Completion each time one of this prompt's n completions advances."""
+                     request_id: str | None = None, adapter: tuple[int, int | None] = (0, None)) -> AsyncIterator[Completion]:
+        """Yield a Completion each time one of this prompt's n completions advances. adapter: (LoRA
+        slot, KV-cache salt) of a multi-LoRA model (Engine.add_request)."""
         params = params or SamplingParams()
         request_id = request_id or f"async-{next(self._ids)}"
         inbox: asyncio.Queue = asyncio.Queue()
         self.listeners[request_id] = (asyncio.get_running_loop(), inbox)
-        self.commands.put(("add", (request_id, prompt, params)))
+        self.commands.put(("add", (request_id, prompt, params, adapter)))
         self.wake.set()
         remaining = params.n
         try:

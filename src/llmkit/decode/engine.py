@@ -91,9 +91,12 @@ class _Tracked:
 
 
 class Engine:
-    def __init__(self, model, tokenizer=None, config: EngineConfig | None = None, stop_ids=None):
+    def __init__(self, model, tokenizer=None, config: EngineConfig | None = None, stop_ids=None,
+                 select_adapters=None):
         """stop_ids: token ids that end a request; by default the checkpoint's eos and its chat
-        template's end-of-turn token (llmkit.decode.stops)."""
+        template's end-of-turn token (llmkit.decode.stops). select_adapters: called with each
+        forward pass's per-row adapter slots (a multi-LoRA model's selector; see
+        llmkit.finetune.peft.multi_lora)."""
         if model.cfg.arch == "encoder_decoder":
             raise LlmkitError("the paged engine serves decoder-only models; use llmkit.decode.generate_ids "
                               "for encoder-decoder models")
@@ -113,7 +116,7 @@ class Engine:
             num_blocks, self.cfg.block_size, self.cfg.max_num_seqs, self.cfg.max_tokens_per_step,
             self.cfg.chunked_prefill, self.cfg.prefix_caching, self.cfg.preemption, self.cfg.min_prefix_hit))
         self.cache = PagedKVCache.for_model(model, num_blocks, self.cfg.block_size, dtype)
-        self.runner = ModelRunner(model, self.cache)
+        self.runner = ModelRunner(model, self.cache, select_adapters)
         self.tracked: dict[str, _Tracked] = {}
         self._grammars: GrammarCompiler | None = None  # built on the first constrained request
         self.swapped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -122,11 +125,14 @@ class Engine:
 
     # -- requests ---------------------------------------------------------------------------
     def add_request(self, prompt: str | list[int], params: SamplingParams | None = None,
-                    request_id: str | None = None, prompt_logprobs_from: int = 1) -> str:
+                    request_id: str | None = None, prompt_logprobs_from: int = 1, adapter_slot: int = 0,
+                    cache_salt: int | None = None) -> str:
         """Queue a prompt (text, or token ids); returns its id. With params.n > 1 the completions
         are sub-requests `id`, `id#1`, ... reported under the same parent id. With
         params.prompt_logprobs, the prompt's tokens from index `prompt_logprobs_from` are scored
-        (for each of the n completions, which then compute the prompt themselves)."""
+        (for each of the n completions, which then compute the prompt themselves). adapter_slot:
+        the loaded LoRA adapter its rows use; cache_salt keeps its KV blocks apart from other
+        adapters' (give each loaded adapter its own)."""
         params = params or SamplingParams()
         prefix = list(self.model.input_prefix_ids)  # a soft prompt's virtual tokens first
         ids = prefix + self._encode(prompt)
@@ -142,7 +148,7 @@ class Engine:
             rid = parent if index == 0 else f"{parent}#{index}"
             seed = None if params.seed is None else params.seed + index
             generator = None if seed is None else torch.Generator().manual_seed(seed)
-            request = Request(rid, list(computed), max(max_tokens, 0))
+            request = Request(rid, list(computed), max(max_tokens, 0), adapter_slot=adapter_slot, cache_salt=cache_salt)
             if params.prompt_logprobs is not None:
                 request.scoring = PromptScoring(tuple(ids), len(prefix) + max(1, prompt_logprobs_from),
                                                 params.prompt_logprobs)

@@ -25,6 +25,7 @@ class KVCacheManager:
         self.tables: dict[str, list[int]] = {}
         self.hashes: dict[str, list[int]] = {}  # hashes of each request's registered full blocks
         self.pending: dict[int, str] = {}  # hash of a full prompt block a running request computes -> its id
+        self.salts: dict[str, int | None] = {}  # request id -> the salt its block hashes start from
         self.stats = PrefixCacheStats()
 
     @property
@@ -35,12 +36,16 @@ class KVCacheManager:
     def table(self, request_id: str) -> list[int]:
         return self.tables.get(request_id, [])
 
-    def cached_prefix(self, request_id: str, token_ids: Sequence[int], cacheable: int | None = None) -> int:
+    def cached_prefix(self, request_id: str, token_ids: Sequence[int], cacheable: int | None = None,
+                      salt: int | None = None) -> int:
         """For a request starting from scratch: take the cached blocks of its longest cached prefix
         (within its first `cacheable` tokens, when given) into its table and return how many tokens
         they hold. At least one token is left to compute, because the step must produce logits for
-        the last prompt token. The blocks it will compute are marked pending until registered."""
-        hashes = block_hashes(token_ids[: len(token_ids) - 1], self.block_size)
+        the last prompt token. The blocks it will compute are marked pending until registered.
+        `salt` starts the hash chain: requests whose keys differ for equal tokens (different LoRA
+        adapters) never share blocks."""
+        self.salts[request_id] = salt
+        hashes = block_hashes(token_ids[: len(token_ids) - 1], self.block_size, salt)
         usable = hashes if cacheable is None else hashes[: cacheable // self.block_size]
         hits = self.pool.lookup(usable)
         if hits and len(hits) * self.block_size < self.min_hit_tokens and len(hits) < len(usable):
@@ -55,14 +60,15 @@ class KVCacheManager:
         self.stats.hit_tokens += len(hits) * self.block_size
         return len(hits) * self.block_size
 
-    def awaits_pending(self, request_id: str, token_ids: Sequence[int], cacheable: int | None = None) -> bool:
+    def awaits_pending(self, request_id: str, token_ids: Sequence[int], cacheable: int | None = None,
+                       salt: int | None = None) -> bool:
         """Whether the prompt's next uncached blocks are being computed by a running request - at
         least MIN_SHARED_TOKENS of them, or all the rest it may take from the cache: admitted a step
         later, this request reuses them instead of computing them again (the choices of a
         multiple-choice question, n samples of one prompt sent apart)."""
         if not self.pool.prefix_caching or not self.pending:
             return False
-        hashes = block_hashes(token_ids[: len(token_ids) - 1], self.block_size)
+        hashes = block_hashes(token_ids[: len(token_ids) - 1], self.block_size, salt)
         usable = hashes if cacheable is None else hashes[: cacheable // self.block_size]
         shared = 0
         for h in usable:
@@ -91,7 +97,7 @@ class KVCacheManager:
         n_full = n_computed // self.block_size
         if n_full <= len(done):
             return
-        parent = done[-1] if done else None
+        parent = done[-1] if done else self.salts.get(request_id)
         start = len(done) * self.block_size
         new = block_hashes(token_ids[start: n_full * self.block_size], self.block_size, parent)
         table = self.tables[request_id]
@@ -104,5 +110,6 @@ class KVCacheManager:
     def free(self, request_id: str) -> None:
         self.pool.free(self.tables.pop(request_id, []))
         self.hashes.pop(request_id, None)
+        self.salts.pop(request_id, None)
         if any(owner == request_id for owner in self.pending.values()):
             self.pending = {h: owner for h, owner in self.pending.items() if owner != request_id}

@@ -34,8 +34,8 @@ class StepOutput:
 
 
 class ModelRunner:
-    def __init__(self, model, cache: PagedKVCache):
-        self.model, self.cache = model, cache
+    def __init__(self, model, cache: PagedKVCache, select_adapters=None):
+        self.model, self.cache, self.select_adapters = model, cache, select_adapters
         self.device = model_device(model)
         self.prefix_decoder = model.cfg.arch == "prefix_decoder"
         # Position biases (ALiBi, T5 buckets), soft-capped scores, per-layer windows and learned
@@ -108,6 +108,8 @@ class ModelRunner:
         return to(tokens), to(computed[:, None]), step
 
     def _run(self, group: list[tuple[Request, int, list[int]]]) -> StepOutput:
+        if self.select_adapters is not None:  # each row's LoRA adapter, for the model's multi-LoRA layers
+            self.select_adapters([r.adapter_slot for r, _, _ in group])
         if self.decode_kernel and all(n == 1 for _, n, _ in group) and not self.prefix_decoder:
             tokens, pos, step = self._decode_step(group)
             hidden = self.model.hidden_states(tokens, pos=pos, cache=step)  # (B, 1, C)

@@ -59,6 +59,8 @@ class Request:
     num_preemptions: int = 0
     scoring: PromptScoring | None = None  # prompt log-probabilities wanted (they cap prefix-cache reuse)
     num_cached_tokens: int = 0  # prompt tokens the prefix cache supplied at first admission
+    adapter_slot: int = 0  # which loaded LoRA adapter its rows use (0: none), for the model's selector
+    cache_salt: int | None = None  # keys differ from other requests' for equal tokens (an adapter): no sharing
 
     @property
     def cacheable(self) -> int | None:
@@ -172,9 +174,10 @@ class Scheduler:
                 break
             swapped = request.status == Status.SWAPPED
             if not swapped and request.num_computed_tokens == 0:
-                if self.kv.awaits_pending(request.id, request.token_ids, request.cacheable):
+                if self.kv.awaits_pending(request.id, request.token_ids, request.cacheable, request.cache_salt):
                     continue  # its prefix is being computed this step: reuse it next step
-                request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids, request.cacheable)
+                request.num_computed_tokens = self.kv.cached_prefix(request.id, request.token_ids, request.cacheable,
+                                                                    request.cache_salt)
                 if not request.num_preemptions:
                     request.num_cached_tokens = request.num_computed_tokens
             n = request.num_tokens - request.num_computed_tokens

@@ -36,6 +36,7 @@ from llmkit.serve.errors import APIError, install_handlers
 from llmkit.serve.guard import LOOPBACK_HOSTS, Guard
 from llmkit.serve.metrics import ServerMetrics
 from llmkit.serve.protocol import ChatCompletionRequest, CompletionRequest
+from llmkit.serve.lora_routes import add_lora_routes
 from llmkit.serve.utility_routes import add_utility_routes
 
 
@@ -51,6 +52,8 @@ class ServerState:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # checked when no API key is set; () allows any
     protect_docs: bool = False  # /metrics and /openapi.json need the API key too
     allowed_origins: tuple[str, ...] = ()  # CORS origins browsers may call from; () adds no CORS headers
+    loras: object | None = None  # a MultiLoRA (llmkit.finetune.peft.multi_lora) when adapters are served
+    lora_in_flight: dict[str, int] = field(default_factory=dict)  # adapter name -> requests using it now
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     in_flight: int = 0
     draining: bool = False  # SIGTERM received: new work gets 503
@@ -90,22 +93,28 @@ def create_app(state: ServerState) -> FastAPI:
         state.metrics.in_flight.set(state.in_flight)
         return Response(state.metrics.render(state.engine.stats()), media_type="text/plain; version=0.0.4")
 
-    def model_card() -> dict:
-        return {"id": state.model_name, "object": "model", "created": state.created, "owned_by": "llmkit",
-                "max_model_len": state.max_model_len}
+    def model_card(name: str) -> dict:
+        card = {"id": name, "object": "model", "created": state.created, "owned_by": "llmkit",
+                "max_model_len": state.max_model_len, "root": state.model_name, "parent": None}
+        if name != state.model_name:
+            card["parent"] = state.model_name  # a LoRA adapter over the base model
+        return card
 
     @app.get("/v1/models", dependencies=[Depends(authorised)])
     async def models():
-        return {"object": "list", "data": [model_card()]}
+        adapters = list(state.loras.names) if state.loras is not None else []
+        return {"object": "list", "data": [model_card(name) for name in [state.model_name, *adapters]]}
 
     @app.get("/v1/models/{model_id:path}", dependencies=[Depends(authorised)])
     async def model(model_id: str):
         _check_model(state, model_id)
-        return model_card()
+        return model_card(model_id)
+
+    add_lora_routes(app, state, authorised)
 
     @app.post("/v1/completions", dependencies=[Depends(authorised)])
     async def completions(body: CompletionRequest, request: Request):
-        _check_model(state, body.model)
+        adapter = _check_model(state, body.model)
         _check_capacity(state, _prompt_count(body.prompt) * (body.best_of or body.n))
         prompts = await asyncio.to_thread(_completion_prompts, state, body.prompt, body.max_tokens == 0)
         params = _sampling(state, body, body.max_tokens, body.logprobs, prompts)
@@ -115,12 +124,12 @@ def create_app(state: ServerState) -> FastAPI:
             params = replace(params, prompt_logprobs=body.logprobs)
         params = await _constrained(state, body, params)
         shape = Shape(chat=False, echo=body.echo, want_logprobs=body.logprobs is not None, n=body.n,
-                      include_usage=body.include_usage, stops=tuple(params.stop))
+                      include_usage=body.include_usage, stops=tuple(params.stop), model=body.model, adapter=adapter)
         return await _answer(state, request, prompts, params, body.stream, shape)
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        _check_model(state, body.model)
+        adapter = _check_model(state, body.model)
         _check_capacity(state, body.n)
         messages = [body.template_message(m) for m in body.messages]
         tools = _tool_mode(body)
@@ -130,7 +139,7 @@ def create_app(state: ServerState) -> FastAPI:
         params = _sampling(state, body, body.max_completion_tokens or body.max_tokens, logprobs, [ids])
         params = await _constrained(state, body, params, tools.grammar if tools is not None else None)
         shape = Shape(chat=True, echo=False, want_logprobs=body.logprobs, n=body.n, include_usage=body.include_usage,
-                      stops=tuple(params.stop), tools=tools)
+                      stops=tuple(params.stop), tools=tools, model=body.model, adapter=adapter)
         return await _answer(state, request, [ids], params, body.stream, shape)
 
     add_utility_routes(app, state, authorised, _check_model, _check_length)
@@ -147,7 +156,9 @@ class Shape:
     n: int  # choices returned per prompt (best_of may draw more)
     include_usage: bool  # streams: a last chunk with usage
     stops: tuple[str, ...]
+    model: str  # the name asked for (the base model or a LoRA adapter), echoed in the response
     tools: ToolMode | None = None  # chat with tools: the replies' calls are read back
+    adapter: tuple[int, int | None] = (0, None)  # its (LoRA slot, KV-cache salt)
 
 
 @dataclass(frozen=True)
@@ -222,10 +233,15 @@ def _check_capacity(state: ServerState, sequences: int) -> None:
                        headers={"Retry-After": "1"})
 
 
-def _check_model(state: ServerState, name: str) -> None:
-    if name != state.model_name:
-        raise APIError(404, f"model {name!r} does not exist; this server serves {state.model_name!r}",
-                       param="model", code="model_not_found")
+def _check_model(state: ServerState, name: str) -> tuple[int, int | None]:
+    """The (LoRA slot, KV-cache salt) a model name is served with: (0, None) for the base model."""
+    if name == state.model_name:
+        return 0, None
+    if state.loras is not None and name in state.loras.names:
+        return state.loras.names[name], state.loras.uids[name]
+    served = [state.model_name, *(state.loras.names if state.loras is not None else [])]
+    raise APIError(404, f"model {name!r} does not exist; this server serves {', '.join(map(repr, served))}",
+                   param="model", code="model_not_found")
 
 
 def _check_length(state: ServerState, ids: list[int], param: str, prompt_only: bool = False) -> None:
@@ -326,9 +342,10 @@ async def _answer(state: ServerState, request: Request, prompts: list[list[int]]
     sequences = len(prompts) * params.n
     _check_capacity(state, sequences)  # again: tokenizing took time, others may have come in
     state.in_flight += sequences
+    state.lora_in_flight[shape.model] = state.lora_in_flight.get(shape.model, 0) + 1  # unload waits for it
     state.metrics.prompt_tokens.inc(sum(len(p) for p in prompts))
     request_id = R.new_id("chatcmpl" if shape.chat else "cmpl")
-    updates = _merged(state, prompts, params)
+    updates = _merged(state, prompts, params, shape.adapter)
     if stream:
         return StreamingResponse(_sse(state, updates, request_id, shape, prompts, sequences),
                                  media_type="text/event-stream")
@@ -336,11 +353,12 @@ async def _answer(state: ServerState, request: Request, prompts: list[list[int]]
         final = await _collect_unless_gone(state, request, updates)
     finally:
         state.in_flight -= sequences
+        state.lora_in_flight[shape.model] -= 1
     usage = R.usage_of(list(final.items()), sum(len(p) for p in prompts),
                        sum(final[k * params.n].cached_tokens for k in range(len(prompts))))
     if shape.chat:
         messages = [(i, *chat_message(c.text, c.finish_reason, shape.tools), c) for i, c in sorted(final.items())]
-        return R.chat_body(request_id, state.model_name, messages, state.tokenizer, shape.want_logprobs, usage)
+        return R.chat_body(request_id, shape.model, messages, state.tokenizer, shape.want_logprobs, usage)
     choices = []
     for k, prompt in enumerate(prompts):
         drawn = [final[k * params.n + i] for i in range(params.n)]
@@ -348,7 +366,7 @@ async def _answer(state: ServerState, request: Request, prompts: list[list[int]]
             drawn = sorted(drawn, key=lambda c: -sum(e["logprob"] for e in c.logprobs))[: shape.n]
         for i, done in enumerate(drawn):
             choices.append((k * shape.n + i, *_completion_choice(state, shape, prompt, done)))
-    return R.completion_body(request_id, state.model_name, choices, usage)
+    return R.completion_body(request_id, shape.model, choices, usage)
 
 
 def _completion_choice(state: ServerState, shape: Shape, prompt: list[int], done: Completion) -> tuple[Completion, dict | None]:
@@ -406,10 +424,11 @@ async def _client_gone(request: Request) -> None:
             return
 
 
-async def _merged(state: ServerState, prompts: list[list[int]], params: SamplingParams) -> AsyncIterator[tuple[int, Completion]]:
+async def _merged(state: ServerState, prompts: list[list[int]], params: SamplingParams,
+                  adapter: tuple[int, int | None] = (0, None)) -> AsyncIterator[tuple[int, Completion]]:
     """Updates of every prompt's completions as (choice index, Completion), timing TTFT and ITL."""
     arrival = time.perf_counter()
-    streams = [state.engine.stream(p, params) for p in prompts]
+    streams = [state.engine.stream(p, params, adapter=adapter) for p in prompts]
     inbox: asyncio.Queue = asyncio.Queue()
     last_token: dict[int, float] = {}
 
@@ -464,7 +483,7 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
     try:
         if shape.chat:
             for i in range(n_choices):
-                yield R.sse(R.chat_chunk(request_id, state.model_name, i, {"role": "assistant", "content": ""}, None))
+                yield R.sse(R.chat_chunk(request_id, shape.model, i, {"role": "assistant", "content": ""}, None))
         echoed: set[int] = set()
         async for choice, update in updates:
             if stopping.is_set():
@@ -478,7 +497,7 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
             finished += update.finished
             if shape.tools is not None:  # a reply is known to be calls or text only once it is whole
                 if update.finished:
-                    yield R.sse(_tool_chunk(state, request_id, choice, update, shape.tools))
+                    yield R.sse(_tool_chunk(state, request_id, choice, update, shape))
                 continue
             text = deltas.delta(choice, update.text, update.finished)
             new_entries = update.logprobs[sent_logprobs.get(choice, 0):] if shape.want_logprobs else []
@@ -487,7 +506,7 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
             sent_logprobs[choice] = len(update.logprobs)
             if shape.chat:
                 logprobs = R.chat_logprobs(state.tokenizer, new_entries) if new_entries else None
-                chunk = R.chat_chunk(request_id, state.model_name, choice, {"content": text} if text else {}, reason,
+                chunk = R.chat_chunk(request_id, shape.model, choice, {"content": text} if text else {}, reason,
                                      logprobs)
             else:
                 logprobs = None
@@ -496,11 +515,11 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
                     base = len(state.tokenizer.decode(prompts[choice // n])) if shape.echo else 0
                     logprobs = R.completion_logprobs(state.tokenizer, new_entries,
                                                      base + len(state.tokenizer.decode(before)), before)
-                chunk = R.completion_chunk(request_id, state.model_name, choice, text, reason, logprobs)
+                chunk = R.completion_chunk(request_id, shape.model, choice, text, reason, logprobs)
             yield R.sse(chunk)
         if shape.include_usage:
             last = {"id": request_id, "object": "chat.completion.chunk" if shape.chat else "text_completion",
-                    "created": int(time.time()), "model": state.model_name, "choices": [],
+                    "created": int(time.time()), "model": shape.model, "choices": [],
                     "usage": R.usage(sum(len(p) for p in prompts), sum(completion_tokens.values()))}
             yield R.sse(last)
         yield R.sse("[DONE]")
@@ -509,16 +528,17 @@ async def _sse(state: ServerState, updates, request_id: str, shape: Shape, promp
         yield R.sse("[DONE]")
     finally:
         state.in_flight -= n_choices
+        state.lora_in_flight[shape.model] -= 1
         await updates.aclose()
 
 
-def _tool_chunk(state: ServerState, request_id: str, choice: int, update: Completion, tools: ToolMode) -> dict:
+def _tool_chunk(state: ServerState, request_id: str, choice: int, update: Completion, shape: Shape) -> dict:
     """The one chunk of a streamed reply to a request with tools: its text, or its calls as deltas."""
-    message, reason = chat_message(update.text, update.finish_reason, tools)
+    message, reason = chat_message(update.text, update.finish_reason, shape.tools)
     delta = {"content": message["content"]} if message.get("content") else {}
     if "tool_calls" in message:
         delta["tool_calls"] = [{"index": j, **call} for j, call in enumerate(message["tool_calls"])]
-    return R.chat_chunk(request_id, state.model_name, choice, delta, reason)
+    return R.chat_chunk(request_id, shape.model, choice, delta, reason)
 
 
 def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], update: Completion,
@@ -527,4 +547,4 @@ def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[
     logprobs = None
     if shape.want_logprobs:
         logprobs = R.completion_logprobs(state.tokenizer, R.prompt_entries(prompt, update.prompt_logprobs))
-    return R.completion_chunk(request_id, state.model_name, choice, state.tokenizer.decode(prompt), None, logprobs)
+    return R.completion_chunk(request_id, shape.model, choice, state.tokenizer.decode(prompt), None, logprobs)

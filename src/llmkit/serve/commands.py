@@ -8,7 +8,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
           kv_cache_mib: float = 512.0, max_num_seqs: int = 64, graceful_timeout: float = 30.0,
           device: str = "cpu", max_request_bytes: int = 4 * 2**20, allowed_hosts: list[str] | None = None,
           protect_docs: bool = False, dtype: str = "auto", adapter: str | None = None,
-          allowed_origins: list[str] | None = None) -> None:
+          allowed_origins: list[str] | None = None, lora: list[str] | None = None, max_loras: int = 0,
+          max_lora_rank: int = 16) -> None:
     """Serve CHECKPOINT over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).
 
     Args:
@@ -29,6 +30,11 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
         protect_docs: /metrics and /openapi.json need the API key too.
         allowed_origins: origins browsers may call the API from (CORS), e.g. http://localhost:3000;
             '*' allows any. Off by default: no CORS headers are sent.
+        lora: LoRA adapters served beside the base model, NAME=DIR each (PEFT layout); a request
+            whose model is NAME uses it, and requests for different adapters share batches.
+        max_loras: adapter slots (at least one per --lora); free slots take adapters loaded at run
+            time with POST /v1/load_lora_adapter.
+        max_lora_rank: the largest adapter rank a slot holds.
         dtype: weight precision; auto keeps the checkpoint's own (a bf16 checkpoint runs in bf16).
         adapter: a fine-tuned adapter directory (any `llmkit finetune` method) served on top of CHECKPOINT.
     """
@@ -44,7 +50,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
                         max_model_len=max_model_len, device=device, dtype=dtype, adapter=adapter,
                         engine_config=EngineConfig(kv_cache_mib=kv_cache_mib, max_num_seqs=max_num_seqs),
                         max_request_bytes=max_request_bytes, allowed_hosts=hosts, protect_docs=protect_docs,
-                        allowed_origins=tuple(allowed_origins or ()))
+                        allowed_origins=tuple(allowed_origins or ()), loras=_named_dirs(lora), max_loras=max_loras,
+                        max_lora_rank=max_lora_rank)
     print(f"serving {state.model_name!r} on http://{host}:{port}/v1 "
           f"({'API key required' if state.api_key else 'no API key'})", flush=True)
     run_server(state, host=host, port=port, graceful_timeout=graceful_timeout)
@@ -74,3 +81,16 @@ def chat(checkpoint: str, system: str | None = None, max_tokens: int = 256, temp
     llm = LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     run_chat(ChatSession(engine_for_chat(llm), params, system))
+
+
+def _named_dirs(pairs: list[str] | None) -> dict[str, str]:
+    """--lora NAME=DIR values as {NAME: DIR}."""
+    from llmkit.errors import LlmkitError
+
+    named = {}
+    for pair in pairs or []:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise LlmkitError(f"--lora takes NAME=DIR, got {pair!r}")
+        named[name] = path
+    return named

@@ -26,17 +26,29 @@ API_KEY_ENV = "LLMKIT_API_KEY"
 def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str | None = None,
                 api_key: str | None = None, max_queue: int = 256, max_model_len: int | None = None,
                 engine_config: EngineConfig | None = None, device: str = "cpu", dtype: str = "auto", adapter=None,
+                loras: dict[str, str] | None = None, max_loras: int = 0, max_lora_rank: int = 16,
                 **limits) -> ServerState:
-    """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs, allowed_origins."""
+    """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs, allowed_origins.
+    loras: adapter name -> PEFT LoRA directory, served beside the base model in max(max_loras,
+    len(loras)) slots (more can be loaded at run time while slots are free)."""
     llm = llm or LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
+    multi = None
+    if loras or max_loras:
+        from llmkit.finetune.peft.multi_lora import MultiLoRA
+
+        multi = MultiLoRA(llm.model, max(max_loras, len(loras or {})), max_lora_rank)
+        for name, path in (loras or {}).items():
+            multi.load(name, path)
     if device == "cpu":
         decode_kernel()  # build (or load) the paged-attention kernel now, not during the first request
     config = engine_config or EngineConfig()
     if max_model_len is not None:
         config.max_model_len = max_model_len
-    engine = Engine(llm.model, llm.tokenizer, config, stop_ids=llm.stop_ids)
+    engine = Engine(llm.model, llm.tokenizer, config, stop_ids=llm.stop_ids,
+                    select_adapters=multi.select if multi is not None else None)
     return ServerState(AsyncEngine(engine), llm.tokenizer, model_name or Path(checkpoint).name, engine.capacity,
-                       api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None, max_queue, **limits)
+                       api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None, max_queue,
+                       loras=multi, **limits)
 
 
 class DrainingServer:
