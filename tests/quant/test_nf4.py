@@ -35,7 +35,7 @@ def test_nf4_linear_stores_about_four_bits_per_weight():
     bits = q.storage_bytes() * 8 / linear.weight.numel()
     assert 4.0 < bits < 4.3
     x = torch.randn(64, 512)
-    assert torch.allclose(q(x), torch.nn.functional.linear(x, q.weight, linear.bias))
+    assert torch.allclose(q(x), torch.nn.functional.linear(x, q.weight, linear.bias), atol=1e-5)
     # relative RMS error of the output: 0.090-0.093 over 100 seeds (the max-error ratio this replaced
     # failed for 57 of 200 seeds, once in CI)
     assert ((q(x) - linear(x)).norm() / linear(x).norm()).item() < 0.11
