@@ -1,6 +1,6 @@
 """Many LoRA adapters over one base model, mixed in one batch (Punica, arXiv 2310.18547; S-LoRA,
 arXiv 2311.03285): every block Linear keeps stacked adapter weights, A (slots, r, in) and
-B (slots, out, r), and each row of a batch gathers its own adapter's pair, so requests for
+B^T (slots, r, out), and each row of a batch gets its own adapter's update, so requests for
 different adapters share every forward pass instead of running one batch per adapter.
 
     adapters = MultiLoRA(model, max_loras=4, max_rank=16)     # wraps the block Linears (a transform)
@@ -40,12 +40,18 @@ class SlotSelection:
 
 
 class MultiLoRALinear(nn.Module):
+    """y = W x + s_k B_k A_k x for each row's adapter k, as two thin GEMMs over all slots at once:
+    x A_all^T (B, T, slots * r) has every adapter's projection, the columns of other slots are
+    zeroed (and the own slot's scaled) per row, and (.) B_all (slots * r, out) sums what is left.
+    With few adapters this costs far less than gathering each row's weights (Punica's BGMV does that
+    gather on GPUs, where it is cheap)."""
+
     def __init__(self, base: nn.Linear, selection: SlotSelection, slots: int, max_rank: int):
         super().__init__()
-        self.base, self.selection = base, selection
+        self.base, self.selection, self.slots, self.rank = base, selection, slots, max_rank
         kw = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.register_buffer("lora_A", torch.zeros(slots, max_rank, base.in_features, **kw), persistent=False)
-        self.register_buffer("lora_B", torch.zeros(slots, base.out_features, max_rank, **kw), persistent=False)
+        self.register_buffer("lora_B", torch.zeros(slots, max_rank, base.out_features, **kw), persistent=False)  # B^T
         self.register_buffer("scaling", torch.zeros(slots, **kw), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,9 +59,10 @@ class MultiLoRALinear(nn.Module):
         rows = self.selection.rows
         if rows is None or x.dim() != 3:
             return y
-        a = self.lora_A[rows]  # (B, r, in): each row's own adapter
-        b = self.lora_B[rows] * self.scaling[rows][:, None, None]  # (B, out, r)
-        return y + torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))  # (B, T, out)
+        projected = x @ self.lora_A.view(-1, x.shape[-1]).T  # (B, T, slots * r): every adapter's A x
+        own = torch.nn.functional.one_hot(rows, self.slots).to(x.dtype) * self.scaling  # (B, slots): s_k at k
+        projected = projected.view(*x.shape[:2], self.slots, self.rank) * own[:, None, :, None]
+        return y + projected.view(*x.shape[:2], -1) @ self.lora_B.view(-1, y.shape[-1])  # (B, T, out)
 
 
 class MultiLoRA:
@@ -96,7 +103,7 @@ class MultiLoRA:
             for module_name, parts in weights.items():
                 module = self.modules[module_name]
                 module.lora_A[slot, :rank] = parts["A"].to(module.lora_A.dtype)
-                module.lora_B[slot, :, :rank] = parts["B"].to(module.lora_B.dtype)
+                module.lora_B[slot, :rank] = parts["B"].T.to(module.lora_B.dtype)
                 module.scaling[slot] = scaling
         self.names[name], self.uids[name] = slot, next(self._uid)
         return slot
