@@ -75,7 +75,7 @@ class Server:
 
 async def one_request(http: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> dict:
     body = {"model": "bench", "prompt": prompt, "max_tokens": max_tokens, "stream": True, "ignore_eos": True,
-            "temperature": 0}
+            "temperature": 0, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
     stamps, tokens = [], 0
     async with http.stream("POST", url + "/v1/completions", json=body) as response:
