@@ -35,9 +35,11 @@ def test_tokenize_and_detokenize_round_trip(server):
 
 
 def test_version(server):
+    from importlib.metadata import version
+
     import llmkit
 
-    assert httpx.get(server[0] + "/version").json() == {"version": llmkit.__version__}
+    assert httpx.get(server[0] + "/version").json() == {"version": version("llmkit")} == {"version": llmkit.__version__}
 
 
 def test_embeddings_are_normalised_mean_hidden_states(server, tiny_checkpoint):

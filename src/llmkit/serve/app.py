@@ -20,50 +20,25 @@ import asyncio
 import hmac
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from llmkit.errors import LlmkitError
-from llmkit.decode.async_engine import AsyncEngine
-from llmkit.decode.engine import Completion, RequestFailed
+from llmkit.decode.engine import Completion
 from llmkit.decode.grammar import Grammar
 from llmkit.decode.sampling_params import SamplingParams
 from llmkit.serve import responses as R
-from llmkit.serve import tool_calls as T
-from llmkit.serve.errors import APIError, install_handlers
-from llmkit.serve.guard import LOOPBACK_HOSTS, Guard
-from llmkit.serve.metrics import ServerMetrics
+from llmkit.serve.errors import APIError, as_api_error, install_handlers
+from llmkit.serve.guard import Guard
 from llmkit.serve.protocol import ChatCompletionRequest, CompletionRequest
 from llmkit.serve.lora_routes import add_lora_routes
+from llmkit.serve.shape import Shape
+from llmkit.serve.state import ServerState
+from llmkit.serve.streaming import sse_events
+from llmkit.serve.tool_calls import chat_message, tool_mode
 from llmkit.serve.utility_routes import add_utility_routes
-
-
-@dataclass
-class ServerState:
-    engine: AsyncEngine
-    tokenizer: object
-    model_name: str
-    max_model_len: int
-    api_key: str | None = None
-    max_queue: int = 256
-    max_request_bytes: int = 4 * 2**20
-    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # checked when no API key is set; () allows any
-    protect_docs: bool = False  # /metrics and /openapi.json need the API key too
-    allowed_origins: tuple[str, ...] = ()  # CORS origins browsers may call from; () adds no CORS headers
-    loras: object | None = None  # a MultiLoRA (llmkit.finetune.peft.multi_lora) when adapters are served
-    lora_in_flight: dict[str, int] = field(default_factory=dict)  # adapter name -> requests using it now
-    metrics: ServerMetrics = field(default_factory=ServerMetrics)
-    in_flight: int = 0
-    draining: bool = False  # SIGTERM received: new work gets 503
-    stopping: asyncio.Event | None = None  # set when the drain time is up: in-flight requests end with an error
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    def stop_event(self) -> asyncio.Event:
-        if self.stopping is None:
-            self.stopping = asyncio.Event()
-        return self.stopping
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -132,7 +107,7 @@ def create_app(state: ServerState) -> FastAPI:
         adapter = _check_model(state, body.model)
         _check_capacity(state, body.n)
         messages = [body.template_message(m) for m in body.messages]
-        tools = _tool_mode(body)
+        tools = tool_mode(body)
         shown = [t.model_dump(exclude_none=True) for t in body.tools] if tools is not None else None
         ids = await asyncio.to_thread(_chat_prompt, state, messages, shown)
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
@@ -144,67 +119,6 @@ def create_app(state: ServerState) -> FastAPI:
 
     add_utility_routes(app, state, authorised, _check_model, _check_length)
     return app
-
-
-@dataclass(frozen=True)
-class Shape:
-    """How a request's completions become a response: the endpoint's format and its options."""
-
-    chat: bool
-    echo: bool  # completions: the prompt's text (and log-probs) come first
-    want_logprobs: bool
-    n: int  # choices returned per prompt (best_of may draw more)
-    include_usage: bool  # streams: a last chunk with usage
-    stops: tuple[str, ...]
-    model: str  # the name asked for (the base model or a LoRA adapter), echoed in the response
-    tools: ToolMode | None = None  # chat with tools: the replies' calls are read back
-    adapter: tuple[int, int | None] = (0, None)  # its (LoRA slot, KV-cache salt)
-
-
-@dataclass(frozen=True)
-class ToolMode:
-    """How a chat request's tools are used: "auto" parses calls from a free reply; "required" and a
-    named function constrain the reply (`grammar`) and read it as calls."""
-
-    choice: str  # "auto" | "required" | "named"
-    names: frozenset[str]
-    grammar: Grammar | None = None
-    function: str | None = None  # the named function
-
-
-def _tool_mode(body) -> ToolMode | None:
-    if not body.tools or body.tool_choice == "none":
-        return None
-    tools = [t.model_dump() for t in body.tools]
-    names = frozenset(t["function"]["name"] for t in tools)
-    if body.tool_choice is None or body.tool_choice == "auto":
-        return ToolMode("auto", names)
-    if body.tool_choice == "required":
-        return ToolMode("required", names, T.required_grammar(tools, body.parallel_tool_calls))
-    name = body.tool_choice.function.name
-    grammar = T.named_grammar(tools, name)
-    if grammar is None:
-        raise APIError(400, f"tool_choice names function {name!r}, which is not among the tools ({sorted(names)})",
-                       param="tool_choice")
-    return ToolMode("named", names, grammar, name)
-
-
-def chat_message(text: str, reason: str | None, tools: ToolMode | None) -> tuple[dict, str | None]:
-    """The assistant message of a reply (its tool calls read back when tools are in use) and the
-    finish reason ("tool_calls" when it calls any)."""
-    if tools is None:
-        return {"role": "assistant", "content": text}, reason
-    if tools.choice == "auto":
-        content, calls = T.parse_auto(text, set(tools.names))
-    elif reason != "stop":  # a constrained reply cut by max_tokens is not a whole call
-        content, calls = text, []
-    elif tools.choice == "required":
-        content, calls = None, T.parse_required(text)
-    else:
-        content, calls = None, [T.tool_call(tools.function, text)]
-    if not calls:
-        return {"role": "assistant", "content": content}, reason
-    return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"
 
 
 def _chat_prompt(state: ServerState, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
@@ -347,7 +261,7 @@ async def _answer(state: ServerState, request: Request, prompts: list[list[int]]
     request_id = R.new_id("chatcmpl" if shape.chat else "cmpl")
     updates = _merged(state, prompts, params, shape.adapter)
     if stream:
-        return StreamingResponse(_sse(state, updates, request_id, shape, prompts, sequences),
+        return StreamingResponse(sse_events(state, updates, request_id, shape, prompts, sequences),
                                  media_type="text/event-stream")
     try:
         final = await _collect_unless_gone(state, request, updates)
@@ -450,7 +364,7 @@ async def _merged(state: ServerState, prompts: list[list[int]], params: Sampling
                 open_streams -= 1
                 continue
             if isinstance(update, Exception):
-                raise _as_api_error(update)
+                raise as_api_error(update)
             if update.new_token_ids:
                 now = time.perf_counter()
                 histogram = state.metrics.inter_token_latency if choice in last_token else state.metrics.time_to_first_token
@@ -461,90 +375,3 @@ async def _merged(state: ServerState, prompts: list[list[int]], params: Sampling
     finally:
         for task in tasks:
             task.cancel()  # a disconnected client: each stream's cleanup aborts its request
-
-
-def _as_api_error(error: Exception) -> Exception:
-    """Bad input (a prompt too long for the KV cache, ...) is a 400; a request the engine could not
-    finish is a 500 of its own; anything else stays itself (a bug: 500 from the fault handler)."""
-    if isinstance(error, LlmkitError | ValueError):
-        return APIError(400, str(error), code="invalid_request")
-    if isinstance(error, RequestFailed):
-        return APIError(500, f"generation failed for this request: {error}; other requests are unaffected",
-                        code="generation_failed")
-    return error
-
-
-async def _sse(state: ServerState, updates, request_id: str, shape: Shape, prompts: list[list[int]],
-               n_choices: int) -> AsyncIterator[str]:
-    deltas, completion_tokens, finished = R.TextDeltas(shape.stops), {}, 0
-    sent_logprobs: dict[int, int] = {}  # choice -> output tokens whose log-probs went out
-    stopping = state.stop_event()
-    n = n_choices // len(prompts)
-    try:
-        if shape.chat:
-            for i in range(n_choices):
-                yield R.sse(R.chat_chunk(request_id, shape.model, i, {"role": "assistant", "content": ""}, None))
-        echoed: set[int] = set()
-        async for choice, update in updates:
-            if stopping.is_set():
-                raise APIError(503, "the server shut down before this request finished; retry on another replica",
-                               code="server_shutting_down")
-            if shape.echo and choice not in echoed and (update.prompt_logprobs is not None or not shape.want_logprobs):
-                echoed.add(choice)
-                yield R.sse(_echo_chunk(state, request_id, shape, prompts[choice // n], update, choice))
-            completion_tokens[choice] = len(update.token_ids)
-            reason = update.finish_reason if update.finished else None
-            finished += update.finished
-            if shape.tools is not None:  # a reply is known to be calls or text only once it is whole
-                if update.finished:
-                    yield R.sse(_tool_chunk(state, request_id, choice, update, shape))
-                continue
-            text = deltas.delta(choice, update.text, update.finished)
-            new_entries = update.logprobs[sent_logprobs.get(choice, 0):] if shape.want_logprobs else []
-            if not text and reason is None:
-                continue  # held back: these tokens' log-probs go out with the text that settles them
-            sent_logprobs[choice] = len(update.logprobs)
-            if shape.chat:
-                logprobs = R.chat_logprobs(state.tokenizer, new_entries) if new_entries else None
-                chunk = R.chat_chunk(request_id, shape.model, choice, {"content": text} if text else {}, reason,
-                                     logprobs)
-            else:
-                logprobs = None
-                if shape.want_logprobs:  # text_offset counts from the start of the choice's whole text
-                    before = update.token_ids[: len(update.token_ids) - len(new_entries)]
-                    base = len(state.tokenizer.decode(prompts[choice // n])) if shape.echo else 0
-                    logprobs = R.completion_logprobs(state.tokenizer, new_entries,
-                                                     base + len(state.tokenizer.decode(before)), before)
-                chunk = R.completion_chunk(request_id, shape.model, choice, text, reason, logprobs)
-            yield R.sse(chunk)
-        if shape.include_usage:
-            last = {"id": request_id, "object": "chat.completion.chunk" if shape.chat else "text_completion",
-                    "created": int(time.time()), "model": shape.model, "choices": [],
-                    "usage": R.usage(sum(len(p) for p in prompts), sum(completion_tokens.values()))}
-            yield R.sse(last)
-        yield R.sse("[DONE]")
-    except Exception as error:  # noqa: BLE001 - the stream ends with an error event, never cut
-        yield R.sse(R.error_event(error if isinstance(error, APIError) else _as_api_error(error)))
-        yield R.sse("[DONE]")
-    finally:
-        state.in_flight -= n_choices
-        state.lora_in_flight[shape.model] -= 1
-        await updates.aclose()
-
-
-def _tool_chunk(state: ServerState, request_id: str, choice: int, update: Completion, shape: Shape) -> dict:
-    """The one chunk of a streamed reply to a request with tools: its text, or its calls as deltas."""
-    message, reason = chat_message(update.text, update.finish_reason, shape.tools)
-    delta = {"content": message["content"]} if message.get("content") else {}
-    if "tool_calls" in message:
-        delta["tool_calls"] = [{"index": j, **call} for j, call in enumerate(message["tool_calls"])]
-    return R.chat_chunk(request_id, shape.model, choice, delta, reason)
-
-
-def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], update: Completion,
-                choice: int) -> dict:
-    """A completion stream's first chunk of a choice with echo: the prompt's text (and log-probs)."""
-    logprobs = None
-    if shape.want_logprobs:
-        logprobs = R.completion_logprobs(state.tokenizer, R.prompt_entries(prompt, update.prompt_logprobs))
-    return R.completion_chunk(request_id, shape.model, choice, state.tokenizer.decode(prompt), None, logprobs)

@@ -52,3 +52,17 @@ def install_handlers(app) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException):
         return error_response(error.status_code, str(error.detail))
+
+
+def as_api_error(error: Exception) -> Exception:
+    """Bad input (a prompt too long for the KV cache, ...) is a 400; a request the engine could not
+    finish is a 500 of its own; anything else stays itself (a bug: 500 from the fault handler)."""
+    from llmkit.decode.engine import RequestFailed
+    from llmkit.errors import LlmkitError
+
+    if isinstance(error, LlmkitError | ValueError):
+        return APIError(400, str(error), code="invalid_request")
+    if isinstance(error, RequestFailed):
+        return APIError(500, f"generation failed for this request: {error}; other requests are unaffected",
+                        code="generation_failed")
+    return error

@@ -18,7 +18,8 @@ from llmkit.decode.async_engine import AsyncEngine
 from llmkit.decode.engine import Engine, EngineConfig
 from llmkit.infer.llm import LLM
 from llmkit.decode.paged_attention import decode_kernel
-from llmkit.serve.app import ServerState, create_app
+from llmkit.serve.app import create_app
+from llmkit.serve.state import ServerState
 
 API_KEY_ENV = "LLMKIT_API_KEY"
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 
 from llmkit.decode.grammar import Grammar
+from llmkit.serve.errors import APIError
 
 HERMES_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
@@ -85,3 +87,49 @@ def _as_call(text: str, names: set[str]) -> dict | None:
         return None
     arguments = value.get("arguments", value.get("parameters", {}))
     return tool_call(value["name"], arguments)
+
+
+@dataclass(frozen=True)
+class ToolMode:
+    """How a chat request's tools are used: "auto" parses calls from a free reply; "required" and a
+    named function constrain the reply (`grammar`) and read it as calls."""
+
+    choice: str  # "auto" | "required" | "named"
+    names: frozenset[str]
+    grammar: Grammar | None = None
+    function: str | None = None  # the named function
+
+
+def tool_mode(body) -> ToolMode | None:
+    if not body.tools or body.tool_choice == "none":
+        return None
+    tools = [t.model_dump() for t in body.tools]
+    names = frozenset(t["function"]["name"] for t in tools)
+    if body.tool_choice is None or body.tool_choice == "auto":
+        return ToolMode("auto", names)
+    if body.tool_choice == "required":
+        return ToolMode("required", names, required_grammar(tools, body.parallel_tool_calls))
+    name = body.tool_choice.function.name
+    grammar = named_grammar(tools, name)
+    if grammar is None:
+        raise APIError(400, f"tool_choice names function {name!r}, which is not among the tools ({sorted(names)})",
+                       param="tool_choice")
+    return ToolMode("named", names, grammar, name)
+
+
+def chat_message(text: str, reason: str | None, tools: ToolMode | None) -> tuple[dict, str | None]:
+    """The assistant message of a reply (its tool calls read back when tools are in use) and the
+    finish reason ("tool_calls" when it calls any)."""
+    if tools is None:
+        return {"role": "assistant", "content": text}, reason
+    if tools.choice == "auto":
+        content, calls = parse_auto(text, set(tools.names))
+    elif reason != "stop":  # a constrained reply cut by max_tokens is not a whole call
+        content, calls = text, []
+    elif tools.choice == "required":
+        content, calls = None, parse_required(text)
+    else:
+        content, calls = None, [tool_call(tools.function, text)]
+    if not calls:
+        return {"role": "assistant", "content": content}, reason
+    return {"role": "assistant", "content": content, "tool_calls": calls}, "tool_calls"

@@ -19,7 +19,6 @@ import torch
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-import llmkit
 from llmkit.serve.errors import APIError
 from llmkit.serve.protocol import ChatMessage
 
@@ -52,7 +51,9 @@ class EmbeddingRequest(BaseModel):
 def add_utility_routes(app: FastAPI, state, authorised, check_model, check_length) -> None:
     @app.get("/version")
     async def version():
-        return {"version": llmkit.__version__}
+        from importlib.metadata import version as installed_version
+
+        return {"version": installed_version("llmkit")}
 
     @app.post("/tokenize", dependencies=[Depends(authorised)])
     async def tokenize(body: TokenizeRequest):
