@@ -28,6 +28,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.host.allocator import keep_freed_memory
+from llmkit.host.ceilings import copy_bandwidth, read_bandwidth
 from llmkit.decode import generate_ids
 from llmkit.decode.engine import Engine, EngineConfig
 from llmkit.infer.offload import load_streaming
@@ -42,18 +43,6 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def copy_bandwidth() -> float:
-    src, dst = torch.ones(2**27), torch.empty(2**27)
-    dst.copy_(src)
-    return 2**29 / min(timed(lambda: dst.copy_(src)) for _ in range(5))
-
-
-def read_bandwidth() -> float:
-    data = torch.ones(2**27)
-    data.sum()
-    return 2**29 / min(timed(data.sum) for _ in range(5))
 
 
 def workload(n: int, seed: int = 0) -> list[tuple[list[int], int]]:
