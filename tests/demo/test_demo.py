@@ -20,6 +20,9 @@ def test_demo_runs_every_stage_and_writes_its_outputs(demo_run):
                  "report.md", "report.html"):
         assert (out / name).is_file(), name
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # it learned something
+    from llmkit.host.ceilings import bf16_is_fast
+
+    assert summary["precision"] == ("bf16" if bf16_is_fast() else "fp32")  # auto: bf16 on bf16 matrix units
     assert json.loads((out / "summary.json").read_text())["steps"] == 40
     curation = json.loads((out / "data" / "stats.json").read_text())
     assert summary["documents_held_out"] == 2  # kept out of training for evaluation

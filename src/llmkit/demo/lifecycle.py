@@ -77,6 +77,7 @@ class DemoConfig:
     max_new_tokens: int = 48
     sft_steps: int = 500
     dpo_steps: int = 300
+    precision: str = "auto"  # pre-training: bf16 where the CPU has bf16 matrix units (AMX, AVX-512 BF16), else fp32
     progress: bool = True
 
 
@@ -151,7 +152,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary = {
         "config": asdict(cfg), "documents": len(docs), "documents_held_out": len(held_out),
         "documents_kept": stats["docs_out"], "train_tokens": len(train_data),
-        "parameters": parameters, "steps": result["steps"],
+        "parameters": parameters, "steps": result["steps"], "precision": result["precision"],
         "first_loss": result["first_loss"], "final_loss": result["final_loss"],
         "val_loss": result["val_loss"], "val_perplexity": result["val_perplexity"],
         "tokens_per_s": result["tokens"] / result["seconds"], "train_seconds": result["seconds"],
@@ -178,15 +179,28 @@ def _curate(cfg: DemoConfig, out: Path) -> dict:
                                  workers=2, unit_mb=0.5, progress=cfg.progress))
 
 
+def pretrain_precision(asked: str) -> tuple[str, str]:
+    """(precision, why): "auto" picks bf16 autocast where bf16 matmuls run on matrix units."""
+    from llmkit.host.ceilings import bf16_is_fast, matrix_units
+
+    if asked != "auto":
+        return asked, "as asked"
+    if bf16_is_fast():
+        return "bf16", f"this CPU has bf16 matrix units ({', '.join(matrix_units())})"
+    return "fp32", "this CPU has no bf16 matrix units (bf16 would be emulated, slower than fp32)"
+
+
 def _pretrain(cfg: DemoConfig, out: Path) -> dict:
-    log(f"pre-training {cfg.model} with `llmkit pretrain` for up to {cfg.minutes} min / {cfg.max_steps} steps")
-    result = run_pretrain(PretrainConfig(
+    precision, why = pretrain_precision(cfg.precision)
+    log(f"pre-training {cfg.model} with `llmkit pretrain` for up to {cfg.minutes} min / {cfg.max_steps} steps, "
+        f"in {precision}: {why}")
+    result = run_pretrain(PretrainConfig(precision=precision,
         data=str(out / "data"), out=str(out / "pretrain"), model=cfg.model, max_steps=cfg.max_steps,
         max_minutes=cfg.minutes, eval_every=0, eval_batches=50, seed=cfg.seed, progress=cfg.progress,
         optim=OptimConfig(lr=cfg.lr), schedule=ScheduleConfig(warmup_steps=min(50, cfg.max_steps // 10 + 1)),
         batch=DataConfig(seq_len=cfg.seq_len, batch_size=cfg.batch_size)))
     losses = [json.loads(line)["loss"] for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()]
-    result |= {"first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:])}
+    result |= {"first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]), "precision": precision}
     log(f"trained {result['steps']} steps in {result['seconds']:.0f}s ({result['tokens'] / result['seconds']:,.0f} "
         f"tokens/s): loss {result['first_loss']:.2f} -> {result['final_loss']:.2f}, validation loss {result['val_loss']:.2f}")
     return result
