@@ -147,3 +147,17 @@ def test_a_model_taught_to_call_a_tool_gets_a_parsed_call_under_auto(long_checkp
         # without tools the same reply is plain text
         plain = client.chat.completions.create(model="tuned", messages=MESSAGES, max_tokens=200, temperature=0)
         assert plain.choices[0].message.tool_calls is None
+
+
+def test_empty_contents_in_tool_turns_are_rendered_not_a_500(server):
+    """Found by the protocol fuzzer: a tool turn (or a system turn beside tools) without content."""
+    import httpx
+
+    messages = [{"role": "system", "content": None}, {"role": "user", "content": "x"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+                {"role": "tool", "content": None, "tool_call_id": "c1"}]
+    for tools in (TOOLS, None):
+        r = httpx.post(server + "/v1/chat/completions", json={"model": "tiny", "messages": messages, "max_tokens": 2,
+                                                              **({"tools": tools} if tools else {})}, timeout=60)
+        assert r.status_code == 200, r.text

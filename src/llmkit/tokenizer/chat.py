@@ -24,7 +24,7 @@ from llmkit.errors import LlmkitError
 CHATML_TEMPLATE = (
     "{% if tools %}"
     "{{ '<|im_start|>system\\n' }}"
-    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n\\n' }}{% endif %}"
+    "{% if messages[0]['role'] == 'system' %}{{ (messages[0]['content'] or '') + '\\n\\n' }}{% endif %}"
     "{{ 'You can call these tools. For each call, reply with <tool_call>{\"name\": ..., \"arguments\": {...}}'"
     " + '</tool_call>.\\n<tools>\\n' }}"
     "{% for tool in tools %}{{ tool | tojson }}{{ '\\n' }}{% endfor %}"
@@ -33,7 +33,7 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{% if tools and loop.first and message['role'] == 'system' %}"
     "{% elif message['role'] == 'tool' %}"
-    "{{ '<|im_start|>tool\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|im_end|>\\n' }}"
+    "{{ '<|im_start|>tool\\n<tool_response>\\n' + (message['content'] or '') + '\\n</tool_response><|im_end|>\\n' }}"
     "{% else %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') }}"
     "{% for call in message['tool_calls'] or [] %}"
@@ -117,7 +117,9 @@ def render_chat(template: str, messages: list[dict[str, str]], add_generation_pr
         with deadline(timeout):
             return _compile(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
                                              **variables)
-    except TemplateError as err:
+    except (TemplateError, TypeError, ValueError, LookupError, AttributeError) as err:
+        # a template is code from the checkpoint: whatever it raises on this conversation is the
+        # conversation's problem to report (a 400), never a crash of the server
         raise LlmkitError(f"chat template rejected the conversation: {err}") from None
     except RenderTimeout:
         raise LlmkitError(f"the chat template ran for more than {timeout:g} s and was stopped; "
