@@ -23,6 +23,7 @@ import torch
 from llmkit.errors import LlmkitError
 
 # JSON without free whitespace between tokens: a model cannot spend its budget on blank lines
+COMPILED_KEPT = 64  # compiled grammars kept for reuse (schemas repeat across an agent's requests)
 COMPACT_JSON = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
@@ -45,6 +46,7 @@ class GrammarCompiler:
         self.tokenizer = llguidance.LLTokenizer(tokenizer.backend.to_str(), n_vocab=vocab_size, eos_token=stops)
         self.executor = llguidance.LLExecutor()
         self.words = (vocab_size + 31) // 32  # int32 words of a bitmask row
+        self.compiled: dict[tuple[str, str], object] = {}  # (kind, spec) -> a matcher in its start state
 
     def grammar_text(self, grammar: Grammar) -> str:
         import llguidance
@@ -64,7 +66,17 @@ class GrammarCompiler:
         raise LlmkitError(f"unknown grammar kind {grammar.kind!r}")
 
     def matcher(self, grammar: Grammar):
-        """A fresh matcher for one request; a clear error when the grammar does not compile."""
+        """A fresh matcher for one request; a clear error when the grammar does not compile. A grammar
+        is compiled once (the server's validation, the n siblings of a request and later requests
+        with the same schema get copies of that matcher)."""
+        key = (grammar.kind, json.dumps(grammar.spec, sort_keys=True, default=str))
+        if key not in self.compiled:
+            if len(self.compiled) >= COMPILED_KEPT:
+                del self.compiled[next(iter(self.compiled))]  # the oldest
+            self.compiled[key] = self._compile(grammar)
+        return self.compiled[key].deep_copy()
+
+    def _compile(self, grammar: Grammar):
         import llguidance
 
         try:

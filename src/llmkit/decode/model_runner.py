@@ -10,11 +10,11 @@ in one pass). Only positions that are sampled go through the output head.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from llmkit.decode.paged_cache import PagedDecodeStep, PagedKVCache, PagedStep
-from dataclasses import dataclass, field
-
 from llmkit.decode.placement import model_device
 from llmkit.decode.sampler import token_logprobs
 from llmkit.decode.scheduler import Request

@@ -125,14 +125,12 @@ def sample(logits: torch.Tensor, rows: list[RowState]) -> list[Sampled]:
 def _with_logprobs(logits: torch.Tensor, token: int, k: int | None) -> Sampled:
     if k is None:
         return Sampled(token)
-    logp = logits.log_softmax(-1).clamp(min=MIN_LOGPROB)  # (V,)
-    top = logp.topk(k) if k else None
-    top_map = dict(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else {}
-    return Sampled(token, float(logp[token]), top_map)
+    scored = token_logprobs(logits[None], [token], k)[0]
+    return Sampled(token, scored["logprob"], scored["top"])
 
 
 def token_logprobs(logits: torch.Tensor, targets: list[int], k: int) -> list[dict]:
-    """Scores of given tokens (prompt log-probabilities): logits (n, V), one target per row ->
+    """Scores of given tokens (a sampled token's, or the prompt's own): logits (n, V), one target per row ->
     per row {"token", "logprob", "rank" (1: the model's argmax), "top": the k likeliest {id: logprob}}."""
     logp = logits.float().log_softmax(-1)  # (n, V)
     ids = torch.tensor(targets, device=logp.device)[:, None]  # (n, 1)

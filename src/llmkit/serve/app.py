@@ -292,8 +292,7 @@ def _completion_choice(state: ServerState, shape: Shape, prompt: list[int], done
     if shape.want_logprobs:
         logprobs = R.completion_logprobs(tokenizer, done.logprobs, len(prompt_text), prompt if shape.echo else ())
         if shape.echo:
-            echoed = R.completion_logprobs(tokenizer, R.prompt_entries(prompt, done.prompt_logprobs))
-            logprobs = R.merge_logprobs(echoed, logprobs)
+            logprobs = R.merge_logprobs(R.echo_logprobs(tokenizer, prompt, done.prompt_logprobs), logprobs)
     if shape.echo:
         done = replace(done, text=prompt_text + done.text)
     return done, logprobs

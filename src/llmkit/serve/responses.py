@@ -79,11 +79,12 @@ def _with_chosen(tokenizer, entry: dict) -> dict:
     return top
 
 
-def prompt_entries(prompt_ids: list[int], scores: list[dict | None] | None) -> list[dict]:
-    """Echoed prompt tokens as logprob entries (the first has none)."""
+def echo_logprobs(tokenizer, prompt_ids: list[int], scores: list[dict | None] | None) -> dict:
+    """The legacy logprobs object of an echoed prompt (its first token has no log-probability)."""
     scores = scores or [None] * len(prompt_ids)
-    return [score if score is not None else {"token": token, "logprob": None, "top": None}
-            for token, score in zip(prompt_ids, scores, strict=True)]
+    entries = [score if score is not None else {"token": token, "logprob": None, "top": None}
+               for token, score in zip(prompt_ids, scores, strict=True)]
+    return completion_logprobs(tokenizer, entries)
 
 
 def merge_logprobs(first: dict, second: dict) -> dict:

@@ -16,8 +16,9 @@ from llmkit.serve.tool_calls import chat_message
 
 
 async def sse_events(state: ServerState, updates, request_id: str, shape: Shape, prompts: list[list[int]],
-               n_choices: int) -> AsyncIterator[str]:
+                     n_choices: int) -> AsyncIterator[str]:
     deltas, completion_tokens, finished = R.TextDeltas(shape.stops), {}, 0
+    echoed_texts = [state.tokenizer.decode(p) for p in prompts] if shape.echo else None  # decoded once
     sent_logprobs: dict[int, int] = {}  # choice -> output tokens whose log-probs went out
     stopping = state.stop_event()
     n = n_choices // len(prompts)
@@ -32,7 +33,8 @@ async def sse_events(state: ServerState, updates, request_id: str, shape: Shape,
                                code="server_shutting_down")
             if shape.echo and choice not in echoed and (update.prompt_logprobs is not None or not shape.want_logprobs):
                 echoed.add(choice)
-                yield R.sse(_echo_chunk(state, request_id, shape, prompts[choice // n], update, choice))
+                yield R.sse(_echo_chunk(state, request_id, shape, prompts[choice // n], echoed_texts[choice // n],
+                                        update, choice))
             completion_tokens[choice] = len(update.token_ids)
             reason = update.finish_reason if update.finished else None
             finished += update.finished
@@ -53,7 +55,7 @@ async def sse_events(state: ServerState, updates, request_id: str, shape: Shape,
                 logprobs = None
                 if shape.want_logprobs:  # text_offset counts from the start of the choice's whole text
                     before = update.token_ids[: len(update.token_ids) - len(new_entries)]
-                    base = len(state.tokenizer.decode(prompts[choice // n])) if shape.echo else 0
+                    base = len(echoed_texts[choice // n]) if shape.echo else 0
                     logprobs = R.completion_logprobs(state.tokenizer, new_entries,
                                                      base + len(state.tokenizer.decode(before)), before)
                 chunk = R.completion_chunk(request_id, shape.model, choice, text, reason, logprobs)
@@ -82,10 +84,8 @@ def _tool_chunk(state: ServerState, request_id: str, choice: int, update: Comple
     return R.chat_chunk(request_id, shape.model, choice, delta, reason)
 
 
-def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], update: Completion,
+def _echo_chunk(state: ServerState, request_id: str, shape: Shape, prompt: list[int], text: str, update: Completion,
                 choice: int) -> dict:
     """A completion stream's first chunk of a choice with echo: the prompt's text (and log-probs)."""
-    logprobs = None
-    if shape.want_logprobs:
-        logprobs = R.completion_logprobs(state.tokenizer, R.prompt_entries(prompt, update.prompt_logprobs))
-    return R.completion_chunk(request_id, shape.model, choice, state.tokenizer.decode(prompt), None, logprobs)
+    logprobs = R.echo_logprobs(state.tokenizer, prompt, update.prompt_logprobs) if shape.want_logprobs else None
+    return R.completion_chunk(request_id, shape.model, choice, text, None, logprobs)

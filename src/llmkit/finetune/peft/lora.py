@@ -156,17 +156,23 @@ def load_lora_adapter(model: nn.Module, adapter_dir: str | Path, raw: dict[str, 
                      target_modules=targets, use_rslora=raw.get("use_rslora", False),
                      use_dora=raw.get("use_dora", False))
     names = apply_lora(model, cfg)
-    modules, family = lora_modules(model), hf_family(model.cfg)
-    for key, tensor in load_file(str(path / ADAPTER_WEIGHTS)).items():
-        hf_module, _, leaf = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
-        leaf = leaf.replace(".default", "")  # PEFT may keep the adapter name in the key
-        name = llmkit_module_name(hf_module, family)
+    modules = lora_modules(model)
+    for key, name, part, tensor in lora_tensors(path, model.cfg):
         if name not in modules:
             raise LlmkitError(f"adapter tensor {key} targets {name}, which the adapter config does not wrap")
-        part = leaf.split(".")[0]  # A, B or magnitude_vector
         target = modules[name].magnitude if part == "magnitude_vector" else getattr(modules[name], f"lora_{part}").weight
         target.data.copy_(tensor.reshape(target.shape))
     return names
+
+
+def lora_tensors(adapter_dir: str | Path, model_cfg):
+    """(PEFT key, llmkit module name, part: "A", "B" or "magnitude_vector", tensor) of each tensor of
+    a LoRA adapter in PEFT's layout."""
+    family = hf_family(model_cfg)
+    for key, tensor in load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS)).items():
+        hf_module, _, leaf = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
+        leaf = leaf.replace(".default", "")  # PEFT may keep the adapter name in the key
+        yield key, llmkit_module_name(hf_module, family), leaf.split(".")[0], tensor
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:

@@ -19,13 +19,11 @@ import itertools
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from llmkit.checkpoint.hf_config import hf_family
-from llmkit.checkpoint.keymaps import llmkit_module_name
 from llmkit.errors import LlmkitError
-from llmkit.finetune.peft.base import ADAPTER_WEIGHTS, PEFT_PREFIX, read_adapter_config
+from llmkit.finetune.peft.base import read_adapter_config
+from llmkit.finetune.peft.lora import lora_tensors
 from llmkit.finetune.peft.targets import wrap_modules
 
 BLOCK_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj",
@@ -109,13 +107,11 @@ class MultiLoRA:
         return slot
 
     def _weights(self, path: Path) -> dict[str, dict[str, torch.Tensor]]:
-        family, weights = hf_family(self.model.cfg), {}
-        for key, tensor in load_file(str(path / ADAPTER_WEIGHTS)).items():
-            hf_module, _, leaf = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
-            name = llmkit_module_name(hf_module, family)
+        weights: dict[str, dict[str, torch.Tensor]] = {}
+        for key, name, part, tensor in lora_tensors(path, self.model.cfg):
             if name not in self.modules:
                 raise LlmkitError(f"{path}: adapter tensor {key} targets {name}, not a block Linear of this model")
-            weights.setdefault(name, {})[leaf.replace(".default", "").split(".")[0]] = tensor
+            weights.setdefault(name, {})[part] = tensor
         return weights
 
     def unload(self, name: str) -> None:
