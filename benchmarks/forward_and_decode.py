@@ -1,8 +1,10 @@
-"""llmkit vs HF transformers on the same weights, same process, fp32 on CPU.
+"""llmkit vs HF transformers on the same weights, same process, on CPU, at equal precision.
 
 Measures (a) prefill throughput (tokens/s of a forward pass over B x T tokens) and (b) batch-1
-greedy decode (new tokens/s, static KV cache vs `generate()`), for a Llama-shaped model.
-Prints a table and writes JSON. Ratios > 1 mean llmkit is faster.
+greedy decode (new tokens/s, llmkit's Engine vs `generate()`), for a Llama-shaped model, in fp32
+and in bf16 (llmkit: bf16 weights with fp32 activations, as `LLM.load(dtype="bf16")` runs them;
+transformers: the model in bf16). llmkit's model is prepared as `LLM.load` prepares it (fused
+projections). Prints a table and writes JSON. Ratios > 1 mean llmkit is faster.
 
     .venv/bin/python benchmarks/forward_and_decode.py [--model mini-llama] [--out runs/benchmarks]
 """
@@ -19,6 +21,7 @@ import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.decode import generate_ids
+from llmkit.infer.fuse import prepare_for_inference
 from llmkit.model import build_model, named_config
 
 
@@ -45,24 +48,28 @@ def main() -> None:
 
     torch.manual_seed(0)
     cfg = named_config(args.model)
-    with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(build_model(cfg, "cpu"), tmp)
-        ours = load_checkpoint(tmp).eval()
-        hf = AutoModelForCausalLM.from_pretrained(tmp, attn_implementation="sdpa").eval()
-    hf.generation_config.eos_token_id = None
     tokens = torch.randint(0, cfg.vocab_size, (args.batch, args.seq_len))
     prompt = tokens[:1, :32]
     rows = {}
-    with torch.inference_mode():
-        rows["prefill tokens/s"] = [tokens.numel() / best_of(lambda m=m: m(tokens), args.repeats) for m in (ours, hf)]
-        ours_decode = best_of(lambda: generate_ids(ours, prompt.tolist(), args.new_tokens), args.repeats)
-        hf_decode = best_of(lambda: hf.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                                do_sample=False, pad_token_id=0), args.repeats)
-        rows["decode tokens/s (batch 1)"] = [args.new_tokens / ours_decode, args.new_tokens / hf_decode]
-    print(f"model {args.model}, fp32, {torch.get_num_threads()} threads")
-    print(f"{'metric':<28}{'llmkit':>12}{'transformers':>14}{'ratio':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(build_model(cfg, "cpu"), tmp)
+        for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            ours = prepare_for_inference(load_checkpoint(tmp, dtype=dtype).eval())
+            hf = AutoModelForCausalLM.from_pretrained(tmp, attn_implementation="sdpa", dtype=dtype).eval()
+            hf.generation_config.eos_token_id = None
+            with torch.inference_mode():
+                rows[f"{precision} prefill tokens/s"] = [tokens.numel() / best_of(lambda m=m: m(tokens), args.repeats)
+                                                         for m in (ours, hf)]
+                ours_decode = best_of(lambda: generate_ids(ours, prompt.tolist(), args.new_tokens), args.repeats)
+                hf_decode = best_of(lambda: hf.generate(prompt, max_new_tokens=args.new_tokens,
+                                                        min_new_tokens=args.new_tokens, do_sample=False,
+                                                        pad_token_id=0), args.repeats)
+                rows[f"{precision} decode tokens/s (batch 1)"] = [args.new_tokens / ours_decode,
+                                                                  args.new_tokens / hf_decode]
+    print(f"model {args.model}, {torch.get_num_threads()} threads")
+    print(f"{'metric':<33}{'llmkit':>12}{'transformers':>14}{'ratio':>8}")
     for name, (a, b) in rows.items():
-        print(f"{name:<28}{a:>12.0f}{b:>14.0f}{a / b:>8.2f}")
+        print(f"{name:<33}{a:>12.0f}{b:>14.0f}{a / b:>8.2f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"model": args.model, "args": vars(args), "torch": torch.__version__,

@@ -105,21 +105,33 @@ def test_compress_quantize_cli_writes_a_servable_checkpoint(trained_small, prepa
     assert "needs calibration text" in capsys.readouterr().err
 
 
-def test_int8_kernel_matches_dequantised_linear():
+@pytest.mark.parametrize("bits,group", [(8, 0), (4, 32), (4, 16)])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_weight_only_kernels_match_dequantised_linear(bits, group, rows):
     from llmkit.compress.awq import rtn
-    from llmkit.compress.quant_linear import KERNEL_MIN_WEIGHTS, int8_kernel
+    from llmkit.compress.quant_linear import weight_only_kernel
 
-    if int8_kernel() is None:
+    if weight_only_kernel() is None:
         pytest.skip("no C++ toolchain: the dequantising path serves every call")
     torch.manual_seed(0)
-    w = torch.randn(KERNEL_MIN_WEIGHTS // 1024 + 3, 1024)  # an odd row count exercises the kernel's tail
-    codes, scale, zero = rtn(w, 8, 0)
-    module = QuantLinear.from_codes(codes, scale, zero, 8, 0, torch.randn(len(w)))
-    x = torch.randn(1, 1, 1024)
+    w = torch.randn(67, 200 if bits == 8 else 224)  # odd rows and a tail past the 8-wide vectors
+    codes, scale, zero = rtn(w, bits, group)
+    module = QuantLinear.from_codes(codes, scale, zero, bits, group, torch.randn(len(w)))
+    x = torch.randn(rows, 1, w.shape[1])
     with torch.no_grad():
         kernel = module(x)
         reference = torch.nn.functional.linear(x, module.weight, module.bias)
-    assert torch.allclose(kernel, reference, atol=1e-3, rtol=1e-4)
+    assert torch.allclose(kernel, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_bf16_kernel_matches_fp32_matmul_of_the_same_weights():
+    from llmkit.compress.quant_linear import weight_only_kernel
+
+    if weight_only_kernel() is None:
+        pytest.skip("no C++ toolchain")
+    torch.manual_seed(0)
+    w, x = torch.randn(37, 203).bfloat16(), torch.randn(2, 203)
+    assert torch.allclose(weight_only_kernel().bf16_linear(x, w), x @ w.float().T, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["nf4", "dynamic-int8"])

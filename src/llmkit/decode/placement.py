@@ -35,6 +35,7 @@ def kv_heads(model: nn.Module) -> int:
     probe = torch.zeros(1, 1, model.cfg.d_model, device=model_device(model), dtype=model_dtype(model))
     try:
         with torch.no_grad():
-            return attention.k_proj(probe).shape[-1] // attention.head_dim
+            keys = attention.qkv_proj(probe)[1] if attention.qkv_proj is not None else attention.k_proj(probe)
+            return keys.shape[-1] // attention.head_dim
     except (RuntimeError, NotImplementedError):  # weights streamed in only while a block runs: all heads
         return model.cfg.n_kv_head

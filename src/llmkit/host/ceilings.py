@@ -42,14 +42,23 @@ def _best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def gemm_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a square matmul in `dtype` (int8: torch._int_mm, int32 accumulation)."""
-    if dtype == torch.int8:
-        a = torch.randint(-64, 64, (size, size), dtype=torch.int8)
-        b = torch.randint(-64, 64, (size, size), dtype=torch.int8)
-        return 2 * size**3 / _best_seconds(lambda: torch._int_mm(a, b), repeats)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    return 2 * size**3 / _best_seconds(lambda: a @ b, repeats)
+def gemm_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5, budget_s: float = 0.25) -> float:
+    """FLOP/s of a square matmul in `dtype` (int8: torch._int_mm, int32 accumulation). Starts at
+    256 and doubles up to `size` while one product takes under `budget_s`: where a dtype is emulated
+    (bf16 on AVX2 runs at well under 1 GFLOP/s) a 2048-square product would take a minute."""
+    n, flops = 256, 0.0
+    while True:
+        if dtype == torch.int8:
+            a = torch.randint(-64, 64, (n, n), dtype=torch.int8)
+            b = torch.randint(-64, 64, (n, n), dtype=torch.int8)
+            seconds = _best_seconds(lambda: torch._int_mm(a, b), repeats)
+        else:
+            a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+            seconds = _best_seconds(lambda: a @ b, repeats)
+        flops = 2 * n**3 / seconds
+        if n >= size or seconds * 8 > budget_s:  # the next size costs 8x
+            return flops
+        n *= 2
 
 
 def copy_bandwidth(n_bytes: int = 2**29, repeats: int = 5) -> float:

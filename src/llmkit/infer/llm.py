@@ -23,6 +23,7 @@ from llmkit.decode.stops import checkpoint_stop_ids
 from llmkit.errors import LlmkitError
 from llmkit.fileio import read_json_object
 from llmkit.finetune.peft import load_adapter
+from llmkit.infer.fuse import prepare_for_inference
 from llmkit.infer.offload import load_streaming
 from llmkit.infer.tensor_parallel import (
     inference_context,
@@ -39,14 +40,19 @@ class LLM:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | str | None = "auto",
-             offload: bool = False, compile: bool = False, adapter: str | Path | None = None) -> LLM:
+             offload: bool = False, compile: bool = False, adapter: str | Path | None = None,
+             fast_cpu: bool = True) -> LLM:
         """dtype: "auto" (or None) keeps the checkpoint's own precision: a bf16 checkpoint stays bf16,
         never silently doubled to fp32; "bf16", "fp16", "fp32" or a torch.dtype converts.
         offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
         compile: torch.compile the model (dynamic shapes, so the growing KV length does not recompile);
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md).
         adapter: a fine-tuned adapter directory of any method (LoRA, DoRA, (IA)^3, bottleneck, prefix,
-        soft prompt; llmkit.finetune.peft) put onto the model before anything runs."""
+        soft prompt; llmkit.finetune.peft) put onto the model before anything runs.
+        fast_cpu: in one process without adapters, fuse the q/k/v and gate/up projections into one
+        matmul each (llmkit.infer.fuse), and on the CPU keep a bf16 model's weights in bf16 behind
+        fp32 activations (llmkit.compress.bf16_weights); off for multi-LoRA serving, whose adapter
+        layers wrap the plain projections."""
         path, dtype = Path(checkpoint_dir), resolve_dtype(dtype)
         if is_compressed(path):  # written by `llmkit compress quantize | lowrank`
             if offload or launched_world_size() > 1:
@@ -64,6 +70,8 @@ class LLM:
             if offload or launched_world_size() > 1:
                 raise LlmkitError("--adapter loads in one process without --offload")
             load_adapter(model, adapter)
+        if fast_cpu and adapter is None and not offload and launched_world_size() == 1:
+            prepare_for_inference(model)
         if compile:
             model = torch.compile(model, dynamic=True)
         tokenizer = Tokenizer.from_dir(path)

@@ -5,7 +5,8 @@ Optional pieces, chosen by the config: RMSNorm of queries and keys (per head as 
 Gemma 3, or across all heads as in OLMo 2), and Gemma 2's soft-capped scores,
 cap * tanh(scores / cap), which SDPA cannot express, so those layers compute attention directly.
 Attached from outside: a `KeyValuePrefix` (`attn.prefix`), learned keys and values that every
-query sees (prefix tuning). Head counts are read from the projections' outputs, so a tensor-
+query sees (prefix tuning); and for inference, `attn.qkv_proj`, one module computing q, k and v
+in one matmul (llmkit.infer.fuse), which then replaces the three projections. Head counts are read from the projections' outputs, so a tensor-
 parallel shard of the projections needs no change to this module."""
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Attention(nn.Module):
             self.q_norm = build_norm(cfg, cfg.head_dim if per_head else q_dim)
             self.k_norm = build_norm(cfg, cfg.head_dim if per_head else kv_dim)
         self.prefix: KeyValuePrefix | None = None
+        self.qkv_proj: nn.Module | None = None  # returns (q, k, v) projections of x
 
     def _heads(self, x: torch.Tensor, norm: nn.Module | None = None) -> torch.Tensor:
         """(B, T, n*D) -> (B, n, T, D), normalising per head or across heads first when configured."""
@@ -116,10 +118,14 @@ class Attention(nn.Module):
 
     def forward(self, x, ctx: AttentionContext, layer_idx: int, memory: torch.Tensor | None = None):
         """Self-attention over x (B, T, C), or cross-attention to `memory` (B, S, C) when given."""
-        source = x if memory is None else memory
-        q = self._heads(self.q_proj(x), getattr(self, "q_norm", None))  # (B, H, T, D)
-        k = self._heads(self.k_proj(source), getattr(self, "k_norm", None))  # (B, Hkv, S, D)
-        v = self._heads(self.v_proj(source))
+        if self.qkv_proj is not None and memory is None:
+            q, k, v = self.qkv_proj(x)  # (B, T, H*D), (B, T, Hkv*D) x 2
+        else:
+            source = x if memory is None else memory
+            q, k, v = self.q_proj(x), self.k_proj(source), self.v_proj(source)
+        q = self._heads(q, getattr(self, "q_norm", None))  # (B, H, T, D)
+        k = self._heads(k, getattr(self, "k_norm", None))  # (B, Hkv, S, D)
+        v = self._heads(v)
         if ctx.rotation is not None:
             q, k = apply_rotary(q, ctx.rotation), apply_rotary(k, ctx.rotation)
         if ctx.cache is not None and ctx.cache.computes_attention:  # a cache with its own kernel (paged decode)

@@ -1,0 +1,72 @@
+"""Inference-time transforms: fused projections and bf16 weights keep the model's outputs."""
+
+import pytest
+import torch
+
+from llmkit.checkpoint import load_checkpoint
+from llmkit.compress.bf16_weights import BF16WeightLinear
+from llmkit.compress.quantize import quantize_model
+from llmkit.decode import generate_ids
+from llmkit.infer.fuse import FusedProjections, fuse_projections, prepare_for_inference
+from llmkit.infer.llm import LLM
+
+PROMPTS = [[5, 17, 42, 9, 33, 8], [61, 2, 2, 40]]
+
+
+def _logits(model, tokens=torch.tensor([[5, 17, 42, 9, 33, 8, 71, 12]])):
+    with torch.inference_mode():
+        return model(tokens)
+
+
+def test_fused_projections_compute_what_the_three_did(trained_small):
+    model = load_checkpoint(trained_small).eval()
+    reference, tokens = _logits(model), generate_ids(model, PROMPTS, 24)
+    assert fuse_projections(model) == 2 * model.cfg.n_layer  # q/k/v and gate/up in every block
+    block = model.layers[0]
+    assert isinstance(block.attn.qkv_proj, FusedProjections) and not hasattr(block.attn, "q_proj")
+    assert not hasattr(block.mlp, "gate_proj")
+    assert torch.allclose(_logits(model), reference, atol=1e-5)
+    assert generate_ids(model, PROMPTS, 24) == tokens
+
+
+@pytest.mark.parametrize("method", ["int8", "int4"])
+def test_fused_quantized_projections_keep_greedy_tokens(trained_small, method):
+    model = load_checkpoint(trained_small).eval()
+    quantize_model(model, method)
+    reference, tokens = _logits(model), generate_ids(model, PROMPTS, 24)
+    assert fuse_projections(model) == 2 * model.cfg.n_layer
+    assert torch.allclose(_logits(model), reference, atol=1e-4)
+    assert generate_ids(model, PROMPTS, 24) == tokens
+
+
+def test_bf16_weights_compute_in_fp32_like_the_rounded_fp32_model(trained_small):
+    """The reference is the same bf16 weights in an fp32 model: only summation order differs."""
+    reference = load_checkpoint(trained_small, dtype=torch.bfloat16).float().eval()
+    llm = LLM.load(trained_small, dtype="bf16")
+    linears = [m for m in llm.model.modules() if isinstance(m, BF16WeightLinear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert llm.model.layers[0].attn_norm.weight.dtype == torch.float32  # norms and activations fp32
+    logits = _logits(llm.model)
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, _logits(reference), atol=1e-4)
+    assert generate_ids(llm.model, PROMPTS, 24) == generate_ids(reference, PROMPTS, 24)
+
+
+def test_kernels_and_dequantising_path_agree_on_greedy_tokens(trained_small, monkeypatch):
+    import llmkit.compress.quant_linear as quant_linear
+
+    if quant_linear.weight_only_kernel() is None:
+        pytest.skip("no C++ toolchain: the dequantising path serves every call")
+    for method in ("int8", "int4"):
+        model = load_checkpoint(trained_small).eval()
+        quantize_model(model, method)
+        prepare_for_inference(model)
+        with_kernel = generate_ids(model, PROMPTS, 24)
+        with monkeypatch.context() as patch:
+            patch.setattr(quant_linear, "weight_only_kernel", lambda: None)
+            assert generate_ids(model, PROMPTS, 24) == with_kernel, method
+
+
+def test_multi_lora_serving_keeps_plain_projections(trained_small):
+    llm = LLM.load(trained_small, fast_cpu=False)
+    assert hasattr(llm.model.layers[0].attn, "q_proj") and llm.model.layers[0].attn.qkv_proj is None
