@@ -41,7 +41,8 @@ def generate(checkpoint: str, prompt: str, max_new_tokens: int = 64, temperature
 
     from llmkit.infer.llm import LLM
 
-    llm = LLM.load(checkpoint, device=device, dtype=dtype, offload=offload, compile=compile, adapter=adapter)  # torchrun: TP
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, offload=offload, compile=compile, adapter=adapter,
+                   fast_cpu=True)  # torchrun: TP
     draft_llm = LLM.load(draft, device=device, dtype=dtype) if draft else None
     settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                     num_beams=num_beams, length_penalty=length_penalty, draft=draft_llm, speculative_k=speculative_k)

@@ -41,7 +41,8 @@ def concat_linears(parts: list[nn.Module]) -> nn.Module | None:
     """One module computing what `parts` (same input, same kind) compute, outputs side by side; None
     when they cannot be joined."""
     kind = type(parts[0])
-    if any(type(p) is not kind for p in parts) or len({p.bias is None for p in parts}) > 1:
+    if kind not in (nn.Linear, BF16WeightLinear, QuantLinear) or any(type(p) is not kind for p in parts) \
+            or len({p.bias is None for p in parts}) > 1:
         return None
     bias = None if parts[0].bias is None else _cat([p.bias for p in parts])
     if kind is nn.Linear:

@@ -41,7 +41,7 @@ class LLM:
     @classmethod
     def load(cls, checkpoint_dir: str | Path, device: str = "cpu", dtype: torch.dtype | str | None = "auto",
              offload: bool = False, compile: bool = False, adapter: str | Path | None = None,
-             fast_cpu: bool = True) -> LLM:
+             fast_cpu: bool = False) -> LLM:
         """dtype: "auto" (or None) keeps the checkpoint's own precision: a bf16 checkpoint stays bf16,
         never silently doubled to fp32; "bf16", "fp16", "fp32" or a torch.dtype converts.
         offload: keep block weights on disk and stream each in while it runs (llmkit.infer.offload).
@@ -49,7 +49,8 @@ class LLM:
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md).
         adapter: a fine-tuned adapter directory of any method (LoRA, DoRA, (IA)^3, bottleneck, prefix,
         soft prompt; llmkit.finetune.peft) put onto the model before anything runs.
-        fast_cpu: in one process without adapters, fuse the q/k/v and gate/up projections into one
+        fast_cpu: (generate, serve and chat turn it on) in one process without adapters, fuse the
+        q/k/v and gate/up projections into one
         matmul each (llmkit.infer.fuse), and on the CPU keep a bf16 model's weights in bf16 behind
         fp32 activations (llmkit.compress.bf16_weights); off for multi-LoRA serving, whose adapter
         layers wrap the plain projections."""

@@ -78,7 +78,7 @@ def chat(checkpoint: str, system: str | None = None, max_tokens: int = 256, temp
     from llmkit.decode.sampling_params import SamplingParams
     from llmkit.serve.chat import ChatSession, engine_for_chat, run_chat
 
-    llm = LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter)
+    llm = LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter, fast_cpu=True)
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     run_chat(ChatSession(engine_for_chat(llm), params, system))
 

@@ -32,7 +32,8 @@ def build_state(checkpoint: str | Path, llm: LLM | None = None, model_name: str 
     """`limits`: ServerState's max_request_bytes, allowed_hosts, protect_docs, allowed_origins.
     loras: adapter name -> PEFT LoRA directory, served beside the base model in max(max_loras,
     len(loras)) slots (more can be loaded at run time while slots are free)."""
-    llm = llm or LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter, fast_cpu=not (loras or max_loras))
+    llm = llm or LLM.load(checkpoint, device=device, dtype=dtype, adapter=adapter,
+                          fast_cpu=not (loras or max_loras or adapter))
     multi = None
     if loras or max_loras:
         from llmkit.finetune.peft.multi_lora import MultiLoRA
