@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from llmkit.compress.bf16_weights import BF16WeightLinear
 from llmkit.compress.quant_linear import QuantLinear
 from llmkit.compress.quantize import quantize_model
 from llmkit.decode import generate_ids
-from llmkit.host.ceilings import read_bandwidth
+from llmkit.host.ceilings import best_seconds, read_bandwidth
 from llmkit.infer.fuse import fuse_projections, prepare_for_inference
 from llmkit.model import build_model, named_config
 
@@ -84,27 +83,13 @@ def matmul_seconds(model, repeats: int) -> float:
             m(inputs[m])
 
     with torch.inference_mode():
-        step()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            step()
-            best = min(best, time.perf_counter() - start)
-    return best
+        return best_seconds(step, repeats)
 
 
 def decode_seconds_per_token(model, new_tokens: int, repeats: int) -> float:
     prompt = [list(range(1, 33))]
-    generate_ids(model, prompt, 4)
-    times = {}
-    for n in (1, new_tokens + 1):
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            generate_ids(model, prompt, n)
-            best = min(best, time.perf_counter() - start)
-        times[n] = best
-    return (times[new_tokens + 1] - times[1]) / new_tokens
+    first, whole = (best_seconds(lambda n=n: generate_ids(model, prompt, n), repeats) for n in (1, new_tokens + 1))
+    return (whole - first) / new_tokens
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 Measures (a) prefill throughput (tokens/s of a forward pass over B x T tokens) and (b) batch-1
 greedy decode (new tokens/s, llmkit's Engine vs `generate()`), for a Llama-shaped model, in fp32
-and in bf16 (llmkit: bf16 weights with fp32 activations, as `LLM.load(dtype="bf16")` runs them;
-transformers: the model in bf16). llmkit's model is prepared as `LLM.load` prepares it (fused
-projections). Prints a table and writes JSON. Ratios > 1 mean llmkit is faster.
+and in bf16 (transformers: the model in bf16). llmkit's model is prepared as
+`LLM.load(fast_cpu=True)` prepares it: fused projections, and in bf16, bf16 weights behind fp32
+activations. Prints a table and writes JSON. Ratios > 1 mean llmkit is faster.
 
     .venv/bin/python benchmarks/forward_and_decode.py [--model mini-llama] [--out runs/benchmarks]
 """
@@ -14,25 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.decode import generate_ids
+from llmkit.host.ceilings import best_seconds
 from llmkit.infer.fuse import prepare_for_inference
 from llmkit.model import build_model, named_config
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -58,10 +48,10 @@ def main() -> None:
             hf = AutoModelForCausalLM.from_pretrained(tmp, attn_implementation="sdpa", dtype=dtype).eval()
             hf.generation_config.eos_token_id = None
             with torch.inference_mode():
-                rows[f"{precision} prefill tokens/s"] = [tokens.numel() / best_of(lambda m=m: m(tokens), args.repeats)
+                rows[f"{precision} prefill tokens/s"] = [tokens.numel() / best_seconds(lambda m=m: m(tokens), args.repeats)
                                                          for m in (ours, hf)]
-                ours_decode = best_of(lambda: generate_ids(ours, prompt.tolist(), args.new_tokens), args.repeats)
-                hf_decode = best_of(lambda: hf.generate(prompt, max_new_tokens=args.new_tokens,
+                ours_decode = best_seconds(lambda: generate_ids(ours, prompt.tolist(), args.new_tokens), args.repeats)
+                hf_decode = best_seconds(lambda: hf.generate(prompt, max_new_tokens=args.new_tokens,
                                                         min_new_tokens=args.new_tokens, do_sample=False,
                                                         pad_token_id=0), args.repeats)
                 rows[f"{precision} decode tokens/s (batch 1)"] = [args.new_tokens / ours_decode,

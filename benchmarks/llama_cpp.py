@@ -30,7 +30,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -39,7 +38,7 @@ from llmkit.checkpoint import load_checkpoint, save_checkpoint
 from llmkit.checkpoint.gguf_export import export_gguf
 from llmkit.compress.quantize import quantize_model
 from llmkit.decode import generate_ids
-from llmkit.host.ceilings import describe, measure_ceilings
+from llmkit.host.ceilings import best_seconds, describe, measure_ceilings
 from llmkit.infer.fuse import prepare_for_inference
 from llmkit.model import build_model, named_config
 from llmkit.tokenizer import train_bpe
@@ -101,23 +100,12 @@ def weight_bytes_per_token(model) -> int:
     return total - (0 if model.cfg.tie_embeddings else embedding.numel() * embedding.element_size())
 
 
-def best(fn, repeats: int) -> float:
-    fn()
-    return min(_timed(fn) for _ in range(repeats))
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def llmkit_side(checkpoint: Path, precision: str, job: dict) -> dict:
     model = llmkit_model(checkpoint, precision)
     with torch.inference_mode():
-        first = best(lambda: generate_ids(model, [job["prompt"]], 1), job["repeats"])
-        whole = best(lambda: generate_ids(model, [job["prompt"]], job["new"] + 1), job["repeats"])
-        prefill = best(lambda: generate_ids(model, [job["long"]], 1), job["repeats"])
+        first = best_seconds(lambda: generate_ids(model, [job["prompt"]], 1), job["repeats"])
+        whole = best_seconds(lambda: generate_ids(model, [job["prompt"]], job["new"] + 1), job["repeats"])
+        prefill = best_seconds(lambda: generate_ids(model, [job["long"]], 1), job["repeats"])
     return {"decode_s": whole - first, "prefill_s": prefill, "weight_bytes": weight_bytes_per_token(model)}
 
 
@@ -158,34 +146,14 @@ def compare_shape(shape: str, args, ceilings: dict, tmp: Path) -> list[dict]:
     return rows
 
 
-class LlamaServer:
-    """llama.cpp's own OpenAI-compatible server with `slots` parallel sequences (continuous batching)."""
+def llama_server(binary: str, gguf: Path, slots: int, context_per_slot: int, threads: int):
+    """llama.cpp's own OpenAI-compatible server with `slots` parallel sequences (continuous
+    batching), started and stopped like serve_load's llmkit server."""
+    from serve_load import Server
 
-    def __init__(self, binary: str, gguf: Path, slots: int, context_per_slot: int, threads: int):
-        from serve_load import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([binary, "-m", str(gguf), "--port", str(self.port), "-np", str(slots),
-                                      "-c", str(slots * context_per_slot), "-t", str(threads), "-tb", str(threads),
-                                      "--alias", "bench", "--no-webui"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def __enter__(self) -> str:
-        import httpx
-
-        for _ in range(1200):
-            try:
-                if httpx.get(self.url + "/health").status_code == 200:
-                    return self.url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("llama-server did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
+    return Server.for_command(lambda port: [binary, "-m", str(gguf), "--port", str(port), "-np", str(slots),
+                                            "-c", str(slots * context_per_slot), "-t", str(threads), "-tb",
+                                            str(threads), "--alias", "bench", "--no-webui"])
 
 
 def serving(args, tmp: Path) -> list[dict]:
@@ -204,7 +172,7 @@ def serving(args, tmp: Path) -> list[dict]:
     prompts = [docs[i][:400] for i in range(args.requests)]
     rows = []
     runs = [("llmkit serve (bf16)", lambda: Server(checkpoint, "--dtype", "bf16", "--max-num-seqs", str(args.clients))),
-            ("llama-server (f16)", lambda: LlamaServer(args.llama_server, gguf, args.clients, 512, args.threads))]
+            ("llama-server (f16)", lambda: llama_server(args.llama_server, gguf, args.clients, 512, args.threads))]
     for name, server in runs:
         with server() as url:
             asyncio.run(load(url, prompts[:4], args.serve_tokens, 4))  # warm-up

@@ -52,20 +52,28 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, checkpoint: Path, *flags: str):
+    """`llmkit serve` on a free loopback port; `with` waits for /health and stops it after."""
+
+    def __init__(self, checkpoint: Path | None, *flags: str, command=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "llmkit", "serve", "--checkpoint", str(checkpoint),
-                                      "--port", str(self.port), "--model-name", "bench", *flags],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = command or (lambda port: [sys.executable, "-m", "llmkit", "serve", "--checkpoint", str(checkpoint),
+                                            "--port", str(port), "--model-name", "bench", *flags])
+        self.proc = subprocess.Popen(command(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @classmethod
+    def for_command(cls, command) -> Server:
+        """Another OpenAI-compatible server: command(port) is its argv."""
+        return cls(None, command=command)
 
     def __enter__(self) -> str:
-        for _ in range(600):
+        for _ in range(1200):  # up to 2 minutes; a loading server refuses connections or answers 503
             try:
                 if httpx.get(self.url + "/health").status_code == 200:
                     return self.url
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc) -> None:

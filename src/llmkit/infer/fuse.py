@@ -4,7 +4,7 @@ small call whose fixed cost (dispatch, threads waking, the output allocated) is 
 its time; fusing removes 3 of the 7 calls per block, and one larger matrix streams better.
 
     fuse_projections(model)        # in place; returns the number of modules fused
-    prepare_for_inference(model)   # what LLM.load does: bf16 weights on the CPU, then fusion
+    prepare_for_inference(model)   # what LLM.load(fast_cpu=True) does: bf16 weights on the CPU, then fusion
 
 Inference only: the fused model's state dict names differ from the checkpoint's. Linears of the
 same kind are fused: plain fp32/bf16 Linears, bf16-weight Linears, and int8/int4 weight-only

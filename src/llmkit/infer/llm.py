@@ -49,11 +49,12 @@ class LLM:
         worth it on GPU, measured slower than eager for CPU decoding (docs/benchmarks.md).
         adapter: a fine-tuned adapter directory of any method (LoRA, DoRA, (IA)^3, bottleneck, prefix,
         soft prompt; llmkit.finetune.peft) put onto the model before anything runs.
-        fast_cpu: (generate, serve and chat turn it on) in one process without adapters, fuse the
-        q/k/v and gate/up projections into one
+        fast_cpu: in one process without adapters, fuse the q/k/v and gate/up projections into one
         matmul each (llmkit.infer.fuse), and on the CPU keep a bf16 model's weights in bf16 behind
-        fp32 activations (llmkit.compress.bf16_weights); off for multi-LoRA serving, whose adapter
-        layers wrap the plain projections."""
+        fp32 activations (llmkit.compress.bf16_weights). generate, serve and chat turn it on; off by
+        default because the fused model's modules no longer have the checkpoint's names (what
+        evaluation and compression swap by), and for multi-LoRA serving, whose adapter layers wrap
+        the plain projections."""
         path, dtype = Path(checkpoint_dir), resolve_dtype(dtype)
         if is_compressed(path):  # written by `llmkit compress quantize | lowrank`
             if offload or launched_world_size() > 1:

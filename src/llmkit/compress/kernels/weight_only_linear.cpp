@@ -24,19 +24,48 @@ static inline float hsum(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-static inline __m256 load_bf16x8(const uint16_t* p) {  // bf16 is the top half of an fp32
+static inline __m256 load8(const uint16_t* p) {  // bf16 is the top half of an fp32
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
 }
-static inline __m256 load_i8x8(const int8_t* p) {
+static inline __m256 load8(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
 }
 #endif
 
-static inline float bf16_to_float(uint16_t v) {
-  uint32_t bits = static_cast<uint32_t>(v) << 16;
+static inline float to_float(uint16_t bf16) {
+  uint32_t bits = static_cast<uint32_t>(bf16) << 16;
   float out;
   std::memcpy(&out, &bits, 4);
   return out;
+}
+static inline float to_float(int8_t q) { return static_cast<float>(q); }
+
+// Dot products of one input row xr with weight rows n0 .. n0 + rows - 1 (at most four; a short
+// block repeats its last row) of a (N, K) matrix holding one stored value per weight: bf16 or int8.
+template <typename T>
+static void dot_four_rows(const float* xr, const T* w, int64_t n0, int64_t rows, int64_t K, float a[4]) {
+  const T* r[4];
+  for (int i = 0; i < 4; ++i) r[i] = w + (n0 + std::min<int64_t>(i, rows - 1)) * K;
+  for (int i = 0; i < 4; ++i) a[i] = 0.f;
+  int64_t k = 0;
+#ifdef LLMKIT_AVX2
+  __m256 v[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (; k + 16 <= K; k += 16) {
+    for (int i = 0; i < 4; ++i) _mm_prefetch((const char*)(r[i] + k + PREFETCH_ROWS * K), _MM_HINT_T0);
+    const __m256 x0 = _mm256_loadu_ps(xr + k), x1 = _mm256_loadu_ps(xr + k + 8);
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_fmadd_ps(x0, load8(r[i] + k), v[i]);
+      v[i] = _mm256_fmadd_ps(x1, load8(r[i] + k + 8), v[i]);
+    }
+  }
+  for (; k + 8 <= K; k += 8) {
+    const __m256 xv = _mm256_loadu_ps(xr + k);
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_fmadd_ps(xv, load8(r[i] + k), v[i]);
+  }
+  for (int i = 0; i < 4; ++i) a[i] = hsum(v[i]);
+#endif
+  for (; k < K; ++k)
+    for (int i = 0; i < 4; ++i) a[i] += xr[k] * to_float(r[i][k]);
 }
 
 // Calls row_dot(m, n0, rows, out[4]) for every block of four output rows and every input row m.
@@ -73,30 +102,8 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor q, torch::Tensor scale)
   const int8_t* qp = q.data_ptr<int8_t>();
   const float* sp = scale.data_ptr<float>();
   return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
-    const int8_t* r[4];
-    for (int i = 0; i < 4; ++i) r[i] = qp + (n0 + std::min<int64_t>(i, rows - 1)) * K;
-    const float* xr = xp + m * K;
-    float a[4] = {0.f, 0.f, 0.f, 0.f};
-    int64_t k = 0;
-#ifdef LLMKIT_AVX2
-    __m256 v[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (; k + 16 <= K; k += 16) {
-      for (int i = 0; i < 4; ++i) _mm_prefetch((const char*)(r[i] + k + PREFETCH_ROWS * K), _MM_HINT_T0);
-      const __m256 x0 = _mm256_loadu_ps(xr + k), x1 = _mm256_loadu_ps(xr + k + 8);
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm256_fmadd_ps(x0, load_i8x8(r[i] + k), v[i]);
-        v[i] = _mm256_fmadd_ps(x1, load_i8x8(r[i] + k + 8), v[i]);
-      }
-    }
-    for (; k + 8 <= K; k += 8) {
-      const __m256 xv = _mm256_loadu_ps(xr + k);
-      for (int i = 0; i < 4; ++i) v[i] = _mm256_fmadd_ps(xv, load_i8x8(r[i] + k), v[i]);
-    }
-    for (int i = 0; i < 4; ++i) a[i] = hsum(v[i]);
-#endif
-    for (; k < K; ++k)
-      for (int i = 0; i < 4; ++i) a[i] += xr[k] * static_cast<float>(r[i][k]);
-    for (int i = 0; i < 4; ++i) acc[i] = a[i] * sp[n0 + std::min<int64_t>(i, rows - 1)];
+    dot_four_rows(xp + m * K, qp, n0, rows, K, acc);
+    for (int i = 0; i < 4; ++i) acc[i] *= sp[n0 + std::min<int64_t>(i, rows - 1)];
   });
 }
 
@@ -108,30 +115,7 @@ torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w) {
   const float* xp = x.data_ptr<float>();
   const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
   return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
-    const uint16_t* r[4];
-    for (int i = 0; i < 4; ++i) r[i] = wp + (n0 + std::min<int64_t>(i, rows - 1)) * K;
-    const float* xr = xp + m * K;
-    float a[4] = {0.f, 0.f, 0.f, 0.f};
-    int64_t k = 0;
-#ifdef LLMKIT_AVX2
-    __m256 v[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (; k + 16 <= K; k += 16) {
-      for (int i = 0; i < 4; ++i) _mm_prefetch((const char*)(r[i] + k + PREFETCH_ROWS * K), _MM_HINT_T0);
-      const __m256 x0 = _mm256_loadu_ps(xr + k), x1 = _mm256_loadu_ps(xr + k + 8);
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm256_fmadd_ps(x0, load_bf16x8(r[i] + k), v[i]);
-        v[i] = _mm256_fmadd_ps(x1, load_bf16x8(r[i] + k + 8), v[i]);
-      }
-    }
-    for (; k + 8 <= K; k += 8) {
-      const __m256 xv = _mm256_loadu_ps(xr + k);
-      for (int i = 0; i < 4; ++i) v[i] = _mm256_fmadd_ps(xv, load_bf16x8(r[i] + k), v[i]);
-    }
-    for (int i = 0; i < 4; ++i) a[i] = hsum(v[i]);
-#endif
-    for (; k < K; ++k)
-      for (int i = 0; i < 4; ++i) a[i] += xr[k] * bf16_to_float(r[i][k]);
-    for (int i = 0; i < 4; ++i) acc[i] = a[i];
+    dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
   });
 }
 
