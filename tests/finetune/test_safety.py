@@ -19,6 +19,7 @@ from llmkit.data.safety_sets import (
 from llmkit.infer.llm import LLM
 
 
+@pytest.mark.slow  # 200 steps of full fine-tuning: about a minute and a half (make test-all runs it)
 @pytest.mark.xfail(strict=False, reason="machine-dependent on 6 prompts: 83%/17% refusal/over-refusal on the "
                    "AVX-512 Xeon, 50%/33% on the AVX2 EPYC (2026-12-02, also at the commit before issue 19's "
                    "work); to be made robust (more prompts, seeds) next session")
