@@ -25,10 +25,11 @@ from llmkit.compress.quant_linear import QuantLinear
 from llmkit.compress.quantize import quantize_model
 from llmkit.decode import generate_ids
 from llmkit.host.ceilings import best_seconds, read_bandwidth
+from llmkit.infer.decode_linear import FP32DecodeLinear
 from llmkit.infer.fuse import fuse_projections, prepare_for_inference
 from llmkit.model import build_model, named_config
 
-LINEARS = (nn.Linear, BF16WeightLinear, QuantLinear)
+LINEARS = (nn.Linear, BF16WeightLinear, QuantLinear, FP32DecodeLinear)
 
 
 def variants(shape: str):
@@ -42,7 +43,8 @@ def variants(shape: str):
         quantize_model(model, method, group_size=32 if method == "int4" else None)
         return model
 
-    return [("fp32, unfused (before)", base), ("fp32, fused (after)", lambda: fuse_projections_of(base())),
+    return [("fp32, unfused (before)", base), ("fp32, fused", lambda: fuse_projections_of(base())),
+            ("fp32, fused, decode kernel (after)", lambda: prepare_for_inference(base())),
             ("bf16: all-bf16 model (before)", lambda: base(torch.bfloat16)),
             ("bf16 weights, fp32 act (after)", lambda: prepare_for_inference(base(torch.bfloat16))),
             ("int8, dequantising (before)", lambda: without_kernels(quantized("int8"))),
@@ -97,20 +99,21 @@ def main() -> None:
     parser.add_argument("--shape", default="smollm2-135m")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="", help="run the variants whose name contains this text (e.g. fp32)")
     parser.add_argument("--out", default="runs/benchmarks")
     args = parser.parse_args()
     bandwidth = read_bandwidth()
     print(f"{args.shape}, {torch.get_num_threads()} threads, read bandwidth {bandwidth / 1e9:.1f} GB/s")
-    print(f"{'variant':<34}{'tok/s':>8}{'ms/token':>10}{'matmul ms':>11}{'other ms':>10}{'matmul share':>14}")
+    print(f"{'variant':<38}{'tok/s':>8}{'ms/token':>10}{'matmul ms':>11}{'other ms':>10}{'matmul share':>14}")
     rows = []
-    for name, build in variants(args.shape):
+    for name, build in [v for v in variants(args.shape) if args.only in v[0]]:
         model = build()
         step = decode_seconds_per_token(model, args.new_tokens, args.repeats)
         matmul = min(matmul_seconds(model, args.repeats), step)
         rows.append({"variant": name, "tokens_per_s": 1 / step, "ms_per_token": step * 1e3, "matmul_ms": matmul * 1e3,
                      "other_ms": (step - matmul) * 1e3, "matmul_share": matmul / step})
         r = rows[-1]
-        print(f"{name:<34}{r['tokens_per_s']:>8.1f}{r['ms_per_token']:>10.1f}{r['matmul_ms']:>11.1f}{r['other_ms']:>10.1f}"
+        print(f"{name:<38}{r['tokens_per_s']:>8.1f}{r['ms_per_token']:>10.1f}{r['matmul_ms']:>11.1f}{r['other_ms']:>10.1f}"
               f"{r['matmul_share']:>14.0%}", flush=True)
         del model
     out = Path(args.out)

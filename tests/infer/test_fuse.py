@@ -70,3 +70,20 @@ def test_kernels_and_dequantising_path_agree_on_greedy_tokens(trained_small, mon
 def test_multi_lora_serving_keeps_plain_projections(trained_small):
     llm = LLM.load(trained_small, fast_cpu=False)
     assert hasattr(llm.model.layers[0].attn, "q_proj") and llm.model.layers[0].attn.qkv_proj is None
+
+
+def test_fp32_decode_kernel_keeps_logits_and_greedy_tokens(trained_small):
+    from llmkit.compress.quant_linear import weight_only_kernel
+    from llmkit.infer.decode_linear import FP32DecodeLinear
+
+    if weight_only_kernel() is None:
+        pytest.skip("no C++ toolchain: plain Linears stay")
+    reference = load_checkpoint(trained_small).eval()
+    llm = LLM.load(trained_small, fast_cpu=True)
+    swapped = [m for m in llm.model.modules() if isinstance(m, FP32DecodeLinear)]
+    assert len(swapped) == 4 * reference.cfg.n_layer + 1  # qkv, o, gate_up, down per block, and the head
+    assert llm.model.lm_head.weight is llm.model.tok_embeddings.weight or not reference.cfg.tie_embeddings
+    with torch.inference_mode():  # one row per call: the kernel path, against the model's own GEMM path
+        rows = torch.tensor([[5], [17]])
+        assert torch.allclose(llm.model(rows), reference(rows), atol=1e-4)
+    assert generate_ids(llm.model, PROMPTS, 24) == generate_ids(reference, PROMPTS, 24)

@@ -4,7 +4,8 @@ small call whose fixed cost (dispatch, threads waking, the output allocated) is 
 its time; fusing removes 3 of the 7 calls per block, and one larger matrix streams better.
 
     fuse_projections(model)        # in place; returns the number of modules fused
-    prepare_for_inference(model)   # what LLM.load(fast_cpu=True) does: bf16 weights on the CPU, then fusion
+    prepare_for_inference(model)   # what LLM.load(fast_cpu=True) does: bf16 weights on the CPU, fusion,
+                                   # and the fp32 decode kernel
 
 Inference only: the fused model's state dict names differ from the checkpoint's. Linears of the
 same kind are fused: plain fp32/bf16 Linears, bf16-weight Linears, and int8/int4 weight-only
@@ -18,6 +19,7 @@ from torch import nn
 
 from llmkit.compress.bf16_weights import BF16WeightLinear, store_bf16_weights
 from llmkit.compress.quant_linear import QuantLinear
+from llmkit.infer.decode_linear import use_fp32_decode_kernel
 from llmkit.model.attention import Attention
 from llmkit.model.mlp import GatedMLP
 
@@ -92,10 +94,14 @@ def fuse_projections(model: nn.Module) -> int:
 
 
 def prepare_for_inference(model: nn.Module) -> nn.Module:
-    """What `LLM.load` does to a model it runs in one process: on the CPU, a bf16 model keeps bf16
-    weights behind fp32 activations; then the projections that share an input are fused."""
+    """What `LLM.load(fast_cpu=True)` does to a model it runs in one process: on the CPU, a bf16 model
+    keeps bf16 weights behind fp32 activations; then the projections that share an input are fused;
+    then an fp32 model's Linears decode through the streaming kernel."""
     embedding = getattr(model, "tok_embeddings", None)
-    if embedding is not None and embedding.weight.device.type == "cpu" and embedding.weight.dtype == torch.bfloat16:
+    on_cpu = embedding is not None and embedding.weight.device.type == "cpu"
+    if on_cpu and embedding.weight.dtype == torch.bfloat16:
         store_bf16_weights(model)
     fuse_projections(model)
+    if on_cpu and embedding.weight.dtype == torch.float32:
+        use_fp32_decode_kernel(model)
     return model

@@ -3,6 +3,7 @@
 // quarter of fp32's bytes, bf16 half, and int4 an eighth. Activations and accumulation stay fp32.
 //   int8_linear: y = x @ (q * scale[:, None]).T            q (N, K) int8, scale (N,) one per row
 //   bf16_linear: y = x @ w.T                               w (N, K) bf16
+//   fp32_linear: y = x @ w.T                               w (N, K) float32 (decode rows only)
 //   int4_linear: y = x @ ((q - zero) * scale).T per group  q (N, K/2) uint8, two codes per byte, low
 //                nibble first; scale (N, K/G) float, zero (N, K/G) uint8
 // Each OpenMP iteration computes four output rows: four independent accumulators hide the FMA
@@ -27,6 +28,7 @@ static inline float hsum(__m256 v) {
 static inline __m256 load8(const uint16_t* p) {  // bf16 is the top half of an fp32
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
 }
+static inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 static inline __m256 load8(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
 }
@@ -39,9 +41,11 @@ static inline float to_float(uint16_t bf16) {
   return out;
 }
 static inline float to_float(int8_t q) { return static_cast<float>(q); }
+static inline float to_float(float v) { return v; }
 
 // Dot products of one input row xr with weight rows n0 .. n0 + rows - 1 (at most four; a short
-// block repeats its last row) of a (N, K) matrix holding one stored value per weight: bf16 or int8.
+// block repeats its last row) of a (N, K) matrix holding one stored value per weight: fp32, bf16
+// or int8.
 template <typename T>
 static void dot_four_rows(const float* xr, const T* w, int64_t n0, int64_t rows, int64_t K, float a[4]) {
   const T* r[4];
@@ -114,6 +118,20 @@ torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w) {
   TORCH_CHECK(w.dtype() == torch::kBFloat16 && w.is_contiguous(), "bf16_linear: w must be contiguous bf16 (N, K)");
   const float* xp = x.data_ptr<float>();
   const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+  return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
+    dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
+  });
+}
+
+// fp32 weights: the same streaming loop beats the BLAS GEMM at one to a few rows (decode), where
+// the GEMM's packing and blocking are overhead and the weights are read once.
+torch::Tensor fp32_linear(torch::Tensor x, torch::Tensor w) {
+  x = x.contiguous();
+  const int64_t K = w.size(1), N = w.size(0);
+  check_x(x, K, "fp32_linear");
+  TORCH_CHECK(w.dtype() == torch::kFloat32 && w.is_contiguous(), "fp32_linear: w must be contiguous float32 (N, K)");
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
   return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
     dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
   });
@@ -198,5 +216,6 @@ torch::Tensor int4_linear(torch::Tensor x, torch::Tensor q, torch::Tensor scale,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("int8_linear", &int8_linear, "weight-only int8 linear, one scale per output row");
   m.def("bf16_linear", &bf16_linear, "bf16-weight linear with fp32 activations");
+  m.def("fp32_linear", &fp32_linear, "fp32 linear for a few rows (decode)");
   m.def("int4_linear", &int4_linear, "weight-only group-wise int4 linear (asymmetric)");
 }
