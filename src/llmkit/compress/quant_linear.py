@@ -121,7 +121,15 @@ class QuantLinear(nn.Module):
             y = self._kernel_forward(x.reshape(-1, self.in_features))  # (M, out)
             y = y.view(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
+        if self.bf16_compute and x.dtype == torch.float32 and not torch.is_grad_enabled():
+            # many rows (prefill) on a CPU whose bf16 GEMM is several times its fp32 one
+            y = F.linear(x.to(torch.bfloat16), self.weight.to(torch.bfloat16)).float()
+            return y if self.bias is None else y + self.bias.float()
         return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+
+    # Set by llmkit.infer.fuse.prepare_for_inference (LLM.load(fast_cpu=True)) where bf16 matmuls are
+    # fast: past the kernels' row limit, the dequantised weight multiplies in bf16 (inference only).
+    bf16_compute = False
 
     def _kernel_layout(self) -> bool:
         """int8 with one scale per row, or int4 in groups of a multiple of 16 inputs, fp32 scales."""

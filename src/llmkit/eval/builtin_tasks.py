@@ -70,7 +70,7 @@ def _refusal(seed: int) -> TaskSpec:
     return TaskSpec(name="refusal", type="refusal", records=records)
 
 
-BUILTIN = ("arithmetic", "copy", "recall", "sort", "arithmetic-mc", "canary", "bias", "refusal")
+BUILTIN = ("arithmetic", "copy", "recall", "sort", "arithmetic-mc", "canary", "bias", "refusal", "safety-probes")
 
 
 def builtin_task(name: str, n: int = 100, seed: int = 0) -> TaskSpec:
@@ -84,4 +84,8 @@ def builtin_task(name: str, n: int = 100, seed: int = 0) -> TaskSpec:
         return _bias()
     if name == "refusal":
         return _refusal(seed)
-    raise LlmkitError(f"unknown task {name!r}: name a built-in task ({', '.join(BUILTIN)}) or a task YAML file")
+    if name == "safety-probes":
+        from llmkit.eval.safety_probes import probe_records
+
+        return TaskSpec(name="safety-probes", type="safety_probes", records=probe_records(seed))
+    raise LlmkitError(f"unknown task {name!r}: name a built-in task ({', '.join(BUILTIN)}), a benchmark (see `llmkit evaluate --help`), or a task YAML file")

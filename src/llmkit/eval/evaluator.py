@@ -3,12 +3,15 @@
 - perplexity: rolling log-likelihood of each text (sliding window, `stride`): token perplexity,
   word perplexity and bits per byte (byte count of the UTF-8 text, so tokenizers compare fairly);
 - multiple_choice: the log-likelihood of each choice after the context; acc picks the highest,
-  acc_norm the highest per character of the choice (lm-eval's length normalisation);
+  acc_norm the highest per character of the choice (lm-eval's length normalisation); with one
+  context per choice (WinoGrande), the shared continuation after each context; records with
+  `labels` (TruthfulQA MC2) also get mc2, the probability mass on the true answers;
 - generate: greedy continuation cut at the stop strings, the answer extracted by the task's regex
   (the chain-of-thought "the answer is ..." with --cot), scored by exact match / F1 / ROUGE-L /
   BLEU / chrF; with self-consistency (Wang et al., arXiv 2203.11171) N sampled continuations per
   question and the majority answer is scored;
-- canary, bias, refusal: llmkit.eval.security and llmkit.eval.safety.
+- code: sampled completions run by llmkit.eval.code_exec in a sandbox, scored pass@k;
+- canary, bias, refusal, safety_probes: llmkit.eval.security and llmkit.eval.safety.
 
 Mean metrics carry their standard error (sample standard deviation / sqrt(n)). With `perturb` > 0
 multiple-choice and generative tasks are scored again on questions with character-level typos.
@@ -20,7 +23,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llmkit.decode.generate import generate_ids
 from llmkit.decode.sampling_params import SamplingParams
@@ -40,6 +43,7 @@ from llmkit.eval.prompting import (
     COT_ANSWER_REGEX,
     PromptOptions,
     build_context,
+    build_contexts,
     choice_continuation,
 )
 from llmkit.eval.safety import refusal_rates
@@ -60,6 +64,8 @@ class EvalOptions:
     perturb: float = 0.0  # character typo rate for the robustness re-run
     max_new_tokens: int | None = None  # override the task's (chain of thought defaults to 4x)
     progress: bool = False  # a progress bar per task
+    samples: int = 1  # code tasks: completions per problem (pass@k for every k <= samples in 1, 10, 100)
+    code_timeout: float = 10.0  # code tasks: seconds each program may run
 
 
 def _bar(task: TaskSpec, options: EvalOptions, total: int | None, unit: str):
@@ -100,26 +106,47 @@ def _perplexity(llm, task: TaskSpec, records: list[dict], options: EvalOptions) 
                         "bits_per_byte": -logprob / math.log(2) / nbytes}, "n": len(texts), "tokens": tokens}
 
 
+def _choice_requests(llm, task: TaskSpec, record: dict, index: int, options: EvalOptions, transform) -> list:
+    """(context ids, continuation ids) per choice: each choice after the context, or, with one
+    context per choice, the record's continuation after each."""
+    chat, choices = options.prompt.chat, task.choice_texts(record)
+    if task.multiple_input:
+        contexts = build_contexts(task, record, index, options.prompt, llm.tokenizer, transform, choices)
+        continuation = choice_continuation(task, str(record["continuation"]), chat)
+        return [encode_pair(llm.tokenizer, c, continuation, not chat) for c in contexts]
+    context = build_context(task, record, index, options.prompt, llm.tokenizer, transform)
+    return [encode_pair(llm.tokenizer, context, choice_continuation(task, c, chat), not chat) for c in choices]
+
+
+def _mc2(lls: list[float], labels: list[int]) -> float:
+    """TruthfulQA MC2: the normalised probability mass of the true answers."""
+    top = max(lls)
+    probs = [math.exp(ll - top) for ll in lls]  # the shift cancels in the ratio
+    return sum(p for p, label in zip(probs, labels) if label) / sum(probs)
+
+
 def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:
-    chat, requests, spans = options.prompt.chat, [], []
+    requests, spans = [], []
     for index, record in enumerate(records):
-        context = build_context(task, record, index, options.prompt, llm.tokenizer, transform)
         choices = task.choice_texts(record)
         spans.append((len(requests), choices))
-        requests += [encode_pair(llm.tokenizer, context, choice_continuation(task, c, chat), not chat) for c in choices]
+        requests += _choice_requests(llm, task, record, index, options, transform)
     with _bar(task, options, len(requests), "choice") as bar:
         scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size,
                                                               progress=bar.update)]
-    per_example, samples = {"acc": [], "acc_norm": []}, []
+    per_example, samples = {"acc": []} if task.multiple_input else {"acc": [], "acc_norm": []}, []
     for record, (start, choices) in zip(records, spans):
         lls = scores[start: start + len(choices)]
         gold = task.gold_index(record)
         best = max(range(len(choices)), key=lambda i: lls[i])
-        best_norm = max(range(len(choices)), key=lambda i: lls[i] / max(len(choices[i]), 1))
         per_example["acc"].append(float(best == gold))
-        per_example["acc_norm"].append(float(best_norm == gold))
+        if not task.multiple_input:
+            best_norm = max(range(len(choices)), key=lambda i: lls[i] / max(len(choices[i]), 1))
+            per_example["acc_norm"].append(float(best_norm == gold))
+        if "labels" in record:
+            per_example.setdefault("mc2", []).append(_mc2(lls, record["labels"]))
         if len(samples) < SHOWN:
-            samples.append({"question": task.render(task.prompt, record), "choices": choices, "gold": gold,
+            samples.append({"question": record["continuation"] if task.multiple_input else task.render(task.prompt, record), "choices": choices, "gold": gold,
                             "predicted": best, "loglikelihoods": lls})
     metrics, stderr = _summarise(per_example)
     return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
@@ -153,10 +180,16 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
             outputs += generate_ids(llm.model, batch, max_new, params, llm.stop_ids, tokenizer)
             bar.update(len(batch) * samples_per_question)
     texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
-    per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE}
+    per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE} if task.scorer is None else {}
     predictions, references, samples = [], [], []
     for i, record in enumerate(records):
         group = texts[i * samples_per_question: (i + 1) * samples_per_question]
+        if task.scorer is not None:  # a benchmark scored as published (its own extraction and match)
+            for name, value in task.scorer(group[0], record).items():
+                per_example.setdefault(name, []).append(value)
+            if len(samples) < SHOWN:
+                samples.append({"prompt": contexts[i], "output": group[0]})
+            continue
         answer = _vote([extract_answer(t, regex) for t in group])
         refs = task.references(record)
         predictions.append(answer)
@@ -166,7 +199,7 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
         if len(samples) < SHOWN:
             samples.append({"prompt": contexts[i], "output": group[0], "answer": answer, "references": refs})
     metrics, stderr = _summarise(per_example) if per_example else ({}, {})
-    for name in task.metrics:
+    for name in task.metrics if task.scorer is None else []:
         if name in CORPUS:
             metrics[name] = CORPUS[name](predictions, references)
     return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
@@ -184,6 +217,8 @@ RUNNERS: dict[str, Callable] = {"multiple_choice": _multiple_choice, "generate":
 def evaluate_task(llm, task: TaskSpec, options: EvalOptions) -> dict:
     """{"task", "type", "n", "metrics", "stderr", "samples", ...} for one task."""
     records = task.records[: options.limit] if options.limit else task.records
+    if options.prompt.shots is None:  # the task's own default (a benchmark's published number of shots)
+        options = replace(options, prompt=replace(options.prompt, shots=task.default_shots))
     if task.type == "perplexity":
         result = _perplexity(llm, task, records, options)
     elif task.type == "canary":
@@ -192,6 +227,14 @@ def evaluate_task(llm, task: TaskSpec, options: EvalOptions) -> dict:
         result = bias_gaps(llm, records, options.batch_size)
     elif task.type == "refusal":
         result = _refusal(llm, task, records)
+    elif task.type == "safety_probes":
+        from llmkit.eval.safety_probes import probe_rates
+
+        result = probe_rates(llm, records)
+    elif task.type == "code":
+        from llmkit.eval.code_exec import evaluate_code
+
+        result = evaluate_code(llm, task, records, options, build_context)
     else:
         result = RUNNERS[task.type](llm, task, records, options, None)
         if options.perturb > 0:
@@ -201,4 +244,5 @@ def evaluate_task(llm, task: TaskSpec, options: EvalOptions) -> dict:
             for name, value in noisy["metrics"].items():
                 result["metrics"][f"{name}@typos"] = value
                 result["metrics"][f"{name}_drop"] = result["metrics"][name] - value
-    return {"task": task.name, "type": task.type, **result}
+    group = {"group": task.group} if task.group else {}
+    return {"task": task.name, "type": task.type, **group, "shots": options.prompt.shots, **result}

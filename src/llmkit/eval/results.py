@@ -13,13 +13,28 @@ from llmkit.eval.task_spec import TaskSpec, load_task_file
 from llmkit.fileio import atomic_write_text, write_json
 
 
-def resolve_tasks(names: list[str], seed: int = 0) -> list[TaskSpec]:
-    """Each name is a task YAML file (anything ending in .yaml/.yml or an existing file) or a built-in."""
-    return [load_task_file(n) if n.endswith((".yaml", ".yml")) or Path(n).is_file() else builtin_task(n, seed=seed)
-            for n in names]
+def resolve_tasks(names: list[str], seed: int = 0, data: dict[str, str] | None = None,
+                  data_dir: str | None = None) -> list[TaskSpec]:
+    """Each name is a task YAML file (anything ending in .yaml/.yml or an existing file), a standard
+    benchmark read from local files (llmkit.eval.benchmarks; mmlu expands to its subjects), or a
+    built-in. Names may also be given comma-separated."""
+    from llmkit.eval.benchmarks import is_benchmark, load_benchmark
+
+    specs = []
+    for name in (part.strip() for n in names for part in n.split(",") if part.strip()):
+        if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+            specs.append(load_task_file(name))
+        elif is_benchmark(name):
+            specs += load_benchmark(name, data, data_dir)
+        else:
+            specs.append(builtin_task(name, seed=seed))
+    return specs
 
 
 def run_tasks(llm, tasks: list[TaskSpec], options: EvalOptions, progress=print) -> list[dict]:
+    """Every task's result, then the group averages (MMLU over its subjects)."""
+    from llmkit.eval.benchmarks import group_rows
+
     results = []
     for task in tasks:
         started = time.perf_counter()
@@ -27,6 +42,10 @@ def run_tasks(llm, tasks: list[TaskSpec], options: EvalOptions, progress=print) 
         results.append(result)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(result["metrics"].items())[:4])
         progress(f"[evaluate] {task.name} ({result['n']} examples, {result['seconds']:.1f}s): {shown}")
+    for group in group_rows(results):
+        results.append(group)
+        progress(f"[evaluate] {group['task']} ({group['subjects']} subjects, {group['n']} examples): "
+                 + ", ".join(f"{k} {v:.4g}" for k, v in group["metrics"].items()))
     return results
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from llmkit.compress.bf16_weights import BF16WeightLinear, store_bf16_weights
 from llmkit.compress.quant_linear import QuantLinear
+from llmkit.host.ceilings import bf16_is_fast
 from llmkit.infer.decode_linear import use_fp32_decode_kernel
 from llmkit.model.attention import Attention
 from llmkit.model.mlp import GatedMLP
@@ -96,7 +97,8 @@ def fuse_projections(model: nn.Module) -> int:
 def prepare_for_inference(model: nn.Module) -> nn.Module:
     """What `LLM.load(fast_cpu=True)` does to a model it runs in one process: on the CPU, a bf16 model
     keeps bf16 weights behind fp32 activations; then the projections that share an input are fused;
-    then an fp32 model's Linears decode through the streaming kernel."""
+    then an fp32 model's Linears decode through the streaming kernel; where bf16 matmuls are fast,
+    quantized Linears multiply many rows (prefill) in bf16."""
     embedding = getattr(model, "tok_embeddings", None)
     on_cpu = embedding is not None and embedding.weight.device.type == "cpu"
     if on_cpu and embedding.weight.dtype == torch.bfloat16:
@@ -104,4 +106,8 @@ def prepare_for_inference(model: nn.Module) -> nn.Module:
     fuse_projections(model)
     if on_cpu and embedding.weight.dtype == torch.float32:
         use_fp32_decode_kernel(model)
+    if on_cpu and bf16_is_fast():
+        for module in model.modules():
+            if isinstance(module, QuantLinear) and not module.dynamic:
+                module.bf16_compute = True  # prefill-sized calls: the dequantised weight in bf16
     return model
