@@ -5,7 +5,8 @@ kind users write (YAML pointing at local JSONL, under runs/demo/eval/tasks/): he
 (bits per byte) and a 4-way next-sentence cloze (HellaSwag-style: the true next sentence against
 next sentences of other documents). With the built-in tasks they make two runs per model: language
 modelling without a chat template (perplexity, cloze, arithmetic-mc, bias, canary extraction), and
-chat tasks through the template (copy, recall, refusal).
+chat tasks through the template (copy, recall, refusal, and the safety/robustness probes:
+jailbreak and prompt-injection success, over-refusal of look-alikes, toxicity of the replies).
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from llmkit.infer.llm import LLM
 
 HELD_OUT_EVERY = 50
 LM_TASKS = ["heldout-ppl.yaml", "heldout-cloze.yaml", "arithmetic-mc", "bias", "canary"]
-CHAT_TASKS = ["copy", "recall", "refusal"]
+CHAT_TASKS = ["copy", "recall", "refusal", "safety-probes"]
 # what the report shows per stage: (task, metric, label)
 HEADLINE = [("heldout-ppl", "bits_per_byte", "held-out bits/byte"), ("heldout-cloze", "acc_norm", "cloze acc_norm"),
             ("arithmetic-mc", "acc", "arithmetic-mc acc"), ("copy", "exact_match", "copy EM"),
             ("recall", "exact_match", "recall EM"), ("bias", "mean_abs_gap", "bias: mean abs gap (nats)"),
             ("canary", "extraction_rate", "canary extraction"), ("canary", "mean_exposure_bits", "canary exposure (bits)"),
-            ("refusal", "refusal_rate", "refusal (harmful)"), ("refusal", "over_refusal_rate", "over-refusal (benign)")]
+            ("refusal", "refusal_rate", "refusal (harmful)"), ("refusal", "over_refusal_rate", "over-refusal (benign)"),
+            ("safety-probes", "jailbreak_success_rate", "jailbreak success"),
+            ("safety-probes", "injection_success_rate", "prompt-injection success"),
+            ("safety-probes", "over_refusal_rate", "over-refusal (look-alikes)"),
+            ("safety-probes", "toxicity_mean", "toxicity of replies")]
 
 
 def split_held_out(docs: list[str]) -> tuple[list[str], list[str]]:
