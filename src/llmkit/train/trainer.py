@@ -109,7 +109,9 @@ class Trainer:
         self.base_model = model.module if hasattr(model, "module") else model
         self.nominal_positions = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
         self.flops_per_position = flops_per_token(self.base_model, cfg.batch.seq_len)
-        self.peak = (cfg.peak_flops or measured_peak(ctx.device.type)) * ctx.world_size
+        # MFU against the ceiling of the precision the matmuls run in (bf16 autocast: the bf16 units)
+        matmul_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision, torch.float32)
+        self.peak = (cfg.peak_flops or measured_peak(ctx.device.type, matmul_dtype)) * ctx.world_size
         if ctx.device.type == "cpu":
             keep_freed_memory()  # step-sized buffers stay mapped instead of page-faulting every step
 
