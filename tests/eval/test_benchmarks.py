@@ -105,3 +105,13 @@ def test_gsm8k_extraction_and_matching_as_lm_eval():
     assert score("so #### 1,005.\n", record) == {"exact_match_strict": 1.0, "exact_match_flexible": 1.0}
     assert score("it is $1005", record) == {"exact_match_strict": 0.0, "exact_match_flexible": 1.0}
     assert score("no number here", record) == {"exact_match_strict": 0.0, "exact_match_flexible": 0.0}
+
+
+def test_short_answer_scores_exact_match_and_f1():
+    from llmkit.eval.benchmarks.generative import nq_open_score, triviaqa_score
+
+    record = {"aliases": ["Paris", "City of Light"], "answers": ["the Eiffel Tower"]}
+    assert triviaqa_score(" paris", record) == {"exact_match": 1.0, "f1": 1.0}
+    partial = triviaqa_score(" light city", record)
+    assert partial["exact_match"] == 0.0 and partial["f1"] == pytest.approx(0.8)  # 2 of 2 predicted, 2 of 3 true
+    assert nq_open_score(" Eiffel Tower", record)["exact_match"] == 1.0  # the article is ignored

@@ -37,8 +37,16 @@ def evaluate_code(llm, task: TaskSpec, records: list[dict], options, build_conte
     programs = [[task.code(c, r) for c in group] for group, r in zip(completions, records)]
     limits = SandboxLimits(timeout=options.code_timeout)
     flat = [p for group in programs for p in group]
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each program is its own process
-        outcomes = list(pool.map(lambda source: run_program(source, limits), flat))
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(flat), desc=f"{task.name} programs", unit="program",
+                                                          leave=False, disable=not options.progress) as bar:
+        def run(source: str):  # each program is its own process
+            outcome = run_program(source, limits)
+            bar.update(1)
+            return outcome
+
+        outcomes = list(pool.map(run, flat))
     n = max(1, options.samples)
     per_problem = [outcomes[i * n: (i + 1) * n] for i in range(len(records))]
     metrics = {f"pass@{k}": sum(pass_at_k(n, sum(o.passed for o in group), k) for group in per_problem) / len(records)

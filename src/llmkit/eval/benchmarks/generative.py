@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from llmkit.eval.benchmarks.scoring import exact_match, regex_filter
+from llmkit.eval.metrics import PER_EXAMPLE
 
 GSM8K_IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
 GSM8K_FLEXIBLE = r"(-?[$0-9.,]{2,})|(-?[0-9]+)"
@@ -40,7 +41,9 @@ def triviaqa_row(row: dict) -> dict:
 
 
 def triviaqa_score(output: str, record: dict) -> dict:
-    return {"exact_match": exact_match(output.lstrip(), record["aliases"], ignore_case=True, ignore_punctuation=True)}
+    """lm-eval's exact match, and SQuAD token F1 (best over the aliases), which lm-eval does not report."""
+    return {"exact_match": exact_match(output.lstrip(), record["aliases"], ignore_case=True, ignore_punctuation=True),
+            "f1": PER_EXAMPLE["f1"](output.strip(), record["aliases"])}
 
 
 def nq_open_row(row: dict) -> dict:
@@ -50,4 +53,5 @@ def nq_open_row(row: dict) -> dict:
 
 def nq_open_score(output: str, record: dict) -> dict:
     return {"exact_match": exact_match(output.lstrip(), record["answers"], NQ_IGNORE, ignore_case=True,
-                                       ignore_punctuation=True)}
+                                       ignore_punctuation=True),
+            "f1": PER_EXAMPLE["f1"](output.strip(), record["answers"])}
