@@ -91,3 +91,18 @@ def test_cpu_offload_is_configured_and_refused_on_cpu(prepared_data, tmp_path):
                              "--max-steps", "1", "--parallel.cpu_offload", *COMMON],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode != 0 and "needs an accelerator" in result.stderr
+
+
+def test_the_command_plan_prints_runs(prepared_data, tmp_path, capsys):
+    """`llmkit plan` for two devices picks DDP for a tiny model and prints its torchrun command; run as printed."""
+    from llmkit.cli import main
+
+    assert main(["plan", "--model", "tiny-llama", "--gpus-per-node", "2", "--seq-len", "32", "--micro-batch", "2",
+                 "--precision", "fp32", "--tokens", "1e6"]) == 0
+    command = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("run it: ")).split()[2:]
+    assert command[0] == "torchrun" and "--parallel.dp_replicate" in command
+    command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
+    command = [str(prepared_data) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    result = subprocess.run([*command, "--max-steps", "2", "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len((tmp_path / "out" / "metrics.jsonl").read_text().splitlines()) == 2

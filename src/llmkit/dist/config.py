@@ -19,3 +19,4 @@ class ParallelConfig:
     pp_microbatches: int = 4
     reshard_after_forward: bool = True  # False keeps parameters gathered until backward (ZeRO-2 style)
     cpu_offload: bool = False  # FSDP2 parameter/optimizer offload (needs an accelerator)
+    timeout_s: float = 600.0  # a collective that waits longer (a rank hung or stopped) fails the run

@@ -7,6 +7,7 @@ runs use torchrun's own rendezvous flags (--nnodes, --rdzv-endpoint), nothing ho
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -88,7 +89,8 @@ def init_distributed(cfg: ParallelConfig, device_preference: str = "auto") -> Di
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(seconds=cfg.timeout_s))
     from torch.distributed.device_mesh import init_device_mesh
 
     names = tuple(degrees)

@@ -28,6 +28,7 @@ from llmkit.checkpoint import save_state_dict
 from llmkit.fileio import write_json
 from llmkit.errors import LlmkitError
 from llmkit.train.dcp_reader import SafeFileSystemReader, SafeLoadPlanner, read_dcp_metadata
+from llmkit.train.fault_injection import maybe_fail
 from llmkit.train.state import checkpoint_dir, prune, rng_state
 
 # One process is a supported layout for DCP here, not an accident worth a warning each save.
@@ -100,6 +101,7 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
     ctx.barrier()
     model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"))
+    maybe_fail("checkpoint", step, ctx.rank)  # a rank lost mid-save: the .tmp directory is never renamed
     torch.save(rng_state(), tmp / f"rng-rank{ctx.rank:05d}.pt")
     if export:
         export_model(trainer, tmp / "model", tokenizer)

@@ -23,8 +23,9 @@ def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str =
          mfu: float = 0.4, tokens: float = 1e12) -> None:
     """Memory per device for each training strategy, what fits, and the time and cost of a token budget.
 
-    Strategies: DDP, ZeRO-1/2/3, activation checkpointing, CPU offload, TP and PP degrees, LoRA and
-    QLoRA; plus the inference KV cache per token and the largest batch. Memory model and formulas
+    Strategies (only those `llmkit pretrain` runs): DDP, ZeRO-2/3, activation checkpointing, CPU
+    offload, TP degrees x ZeRO-3, pipeline stages, LoRA and QLoRA; plus the inference KV cache per
+    token and the largest batch. Prints the torchrun command that runs the recommended strategy. Memory model and formulas
     are in llmkit/train/planner.py (validated against measured CPU runs within 15%).
 
     Args:
@@ -47,4 +48,4 @@ def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str =
     cfg = resolve_config(model)
     hw = Hardware(memory_gb=gpu_memory_gb, devices_per_node=gpus_per_node, nodes=nodes, peak_tflops=peak_tflops,
                   price_per_device_hour=price, mfu=mfu)
-    print(format_plan(cfg, make_plan(cfg, seq_len, micro_batch, precision, hw, tokens), hw, tokens))
+    print(format_plan(cfg, make_plan(cfg, seq_len, micro_batch, precision, hw, tokens, model_ref=model), hw, tokens))

@@ -83,19 +83,47 @@ def memory_per_device(cfg: ModelConfig, s: Strategy, seq_len: int, micro_batch: 
 
 
 def standard_strategies(devices: int) -> list[Strategy]:
+    """The strategies `llmkit pretrain` runs (each maps to flags: `launch_flags`). ZeRO-1 and
+    pipeline x data parallel are not offered: the trainer cannot run them yet."""
     out = [Strategy("DDP", dp=devices)]
-    out += [Strategy(f"ZeRO-{z}", dp=devices, zero=z) for z in (1, 2, 3)]
+    out += [Strategy(f"ZeRO-{z}", dp=devices, zero=z) for z in (2, 3)]
     out += [Strategy("ZeRO-3 + AC", dp=devices, zero=3, activation_checkpointing=True),
             Strategy("ZeRO-3 + AC + offload", dp=devices, zero=3, activation_checkpointing=True, cpu_offload=True)]
     for tp in (2, 4, 8):
         if devices % tp == 0 and tp <= devices:
             out.append(Strategy(f"TP{tp} x ZeRO-3 + AC", dp=devices // tp, zero=3, tp=tp, activation_checkpointing=True))
-    for pp in (2, 4):
-        if devices % pp == 0 and pp <= devices:
-            out.append(Strategy(f"PP{pp} x ZeRO-1 + AC", dp=devices // pp, zero=1, pp=pp, activation_checkpointing=True))
+    for pp in (2, 4, 8):
+        if pp == devices:  # pipeline stages alone (combined with data parallelism it does not run yet)
+            out.append(Strategy(f"PP{pp} + AC", pp=pp, activation_checkpointing=True))
     out += [Strategy("LoRA (r=16) + ZeRO-3", dp=devices, zero=3, trainable_fraction=0.005),
             Strategy("QLoRA (NF4) + ZeRO-3", dp=devices, zero=3, trainable_fraction=0.005, weight_bytes=0.55)]
     return out
+
+
+def launch_flags(s: Strategy) -> list[str]:
+    """`llmkit pretrain` flags that run strategy s (LoRA/QLoRA rows are `llmkit finetune` methods)."""
+    if s.pp > 1:
+        flags = ["--parallel.pp", str(s.pp), "--parallel.dp_shard", "1"]
+    elif s.zero == 0:
+        flags = ["--parallel.dp_replicate", str(s.dp), "--parallel.dp_shard", "1"]
+    else:
+        flags = (["--parallel.tp", str(s.tp)] if s.tp > 1 else []) + ["--parallel.dp_shard", "-1"]
+        flags += ["--parallel.no-reshard-after-forward"] if s.zero == 2 else []
+    flags += ["--parallel.cpu_offload"] if s.cpu_offload else []
+    flags += ["--activation-checkpointing", "full"] if s.activation_checkpointing else []
+    return flags
+
+
+def launch_command(model: str, s: Strategy, hw: Hardware, seq_len: int, micro_batch: int, precision: str) -> str:
+    """The torchrun command line for strategy s on hw (DATA and OUT to fill in)."""
+    if hw.nodes > 1:
+        launcher = (f"torchrun --nnodes {hw.nodes} --nproc_per_node {hw.devices_per_node} --rdzv-backend c10d "
+                    "--rdzv-endpoint HOST:29500 --rdzv-id RUN_ID")
+    else:
+        launcher = f"torchrun --standalone --nproc_per_node {hw.devices_per_node}"
+    flags = " ".join(launch_flags(s))
+    return (f"{launcher} -m llmkit pretrain --model {model} --data DATA --out OUT --batch.seq_len {seq_len} "
+            f"--batch.batch_size {micro_batch} --precision {precision} {flags}")
 
 
 def training_time_and_cost(cfg: ModelConfig, tokens: float, hw: Hardware) -> tuple[float, float]:
@@ -110,11 +138,14 @@ def kv_cache_bytes_per_token(cfg: ModelConfig, precision: str = "bf16") -> int:
     return 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * BYTES[precision]
 
 
-def plan(cfg: ModelConfig, seq_len: int, micro_batch: int, precision: str, hw: Hardware, tokens: float) -> dict:
+def plan(cfg: ModelConfig, seq_len: int, micro_batch: int, precision: str, hw: Hardware, tokens: float,
+         model_ref: str | None = None) -> dict:
+    """Every strategy's memory, the time and cost, and the recommended strategy with its torchrun
+    command (`model_ref`: how the user named the model; default the config's name)."""
     rows = []
     for strategy in standard_strategies(hw.devices):
         memory = memory_per_device(cfg, strategy, seq_len, micro_batch, precision)
-        rows.append({"strategy": strategy.name, "memory": memory,
+        rows.append({"strategy": strategy.name, "strategy_spec": strategy, "memory": memory,
                      "fits": memory["total"] <= hw.memory_gb * 1e9 * 0.9})  # 10% for the allocator/runtime
     hours, cost = training_time_and_cost(cfg, tokens, hw)
     weights = count_parameters(cfg) * BYTES[precision]
@@ -125,12 +156,14 @@ def plan(cfg: ModelConfig, seq_len: int, micro_batch: int, precision: str, hw: H
     fitting = [r for r in rows if r["fits"] and not r["strategy"].startswith(("LoRA", "QLoRA"))]
     cheapest = min(fitting, key=lambda r: _comm_rank(r["strategy"]), default=None)
     return {"rows": rows, "hours": hours, "cost": cost, "inference": inference,
-            "recommended": cheapest["strategy"] if cheapest else None}
+            "recommended": cheapest["strategy"] if cheapest else None,
+            "command": launch_command(model_ref or cfg.name, cheapest["strategy_spec"], hw, seq_len, micro_batch, precision)
+            if cheapest else None}
 
 
 def _comm_rank(name: str) -> int:
     """Simpler strategies (less communication, no recomputation) first, when several fit."""
-    order = ["DDP", "ZeRO-1", "ZeRO-2", "ZeRO-3", "ZeRO-3 + AC", "TP2", "PP2", "TP4", "PP4", "TP8", "ZeRO-3 + AC + offload"]
+    order = ["DDP", "ZeRO-2", "ZeRO-3", "ZeRO-3 + AC", "TP2", "PP2", "TP4", "PP4", "TP8", "PP8", "ZeRO-3 + AC + offload"]
     return next((i for i, prefix in enumerate(order) if name.startswith(prefix)), len(order))
 
 
@@ -146,6 +179,7 @@ def format_plan(cfg: ModelConfig, result: dict, hw: Hardware, tokens: float) -> 
     lines += ["", f"{tokens:.3g} tokens: {result['hours']:,.1f} h on {hw.devices} devices at {hw.mfu:.0%} MFU, "
                   f"about ${result['cost']:,.0f} at ${hw.price_per_device_hour}/device-hour",
               f"recommended (cheapest that fits, least communication): {result['recommended'] or 'none fits'}",
+              *([f"run it: {result['command']}"] if result["command"] else []),
               f"inference: KV cache {result['inference']['kv_bytes_per_token'] / 1024:.1f} KiB/token; "
               f"{result['inference']['max_tokens_in_cache']:,} tokens fit beside the weights on one device "
               f"(batch {result['inference']['max_batch_at_seq_len']} at this sequence length)"]

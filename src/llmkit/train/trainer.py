@@ -23,6 +23,8 @@ from llmkit.host.allocator import keep_freed_memory
 from llmkit.train.config import RunConfig
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
+from llmkit.dist.timeouts import collective_timed_out, explain_timeout
+from llmkit.train.fault_injection import maybe_fail
 from llmkit.train.precision import Precision
 from llmkit.train.schedules import lr_multiplier, shorten_default_warmup
 from llmkit.train.state import claim_run_dir
@@ -140,8 +142,10 @@ class Trainer:
         loss_sum = 0.0
         self.model.train()
         for i, batch in enumerate(micro if self.pipeline is None else []):
+            maybe_fail("forward", step + 1, self.ctx.rank)
             with gradient_sync(self.model, i == len(micro) - 1), self.precision.autocast():
                 loss, _ = self.objective.loss(self.model, self._to_device(batch))
+            maybe_fail("backward", step + 1, self.ctx.rank)
             self.precision.backward(loss * self.ctx.dp_size / max(total_tokens, 1))
             loss_sum += loss.item()
         if self.pipeline is not None:
@@ -163,6 +167,7 @@ class Trainer:
             return record | {"grad_norm": None, "skipped": True, "reason": "non-finite gradient norm"}
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        maybe_fail("optimizer", step + 1, self.ctx.rank)
         if not self.precision.step(self.optimizer):
             record |= {"skipped": True, "reason": "fp16 overflow: loss scale halved"}
         self.optimizer.zero_grad(set_to_none=True)
@@ -225,6 +230,10 @@ class Trainer:
                     break
             if checkpointer and cfg.save_every and self.state.step % cfg.save_every:
                 checkpointer(self, self.state.step)  # the end is resumable too: a longer --max-steps continues it
+        except RuntimeError as error:
+            if self.ctx.distributed and collective_timed_out(error):
+                raise explain_timeout(self.ctx, error, self.state.step + 1, cfg.parallel.timeout_s) from error
+            raise
         finally:
             log.close()
         return self.state
