@@ -18,5 +18,6 @@ class ParallelConfig:
     pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"
     pp_microbatches: int = 4
     reshard_after_forward: bool = True  # False keeps parameters gathered until backward (ZeRO-2 style)
+    zero1: bool = False  # with DDP (dp_replicate N, dp_shard 1): optimizer states sharded over the replicas
     cpu_offload: bool = False  # FSDP2 parameter/optimizer offload (needs an accelerator)
     timeout_s: float = 600.0  # a collective that waits longer (a rank hung or stopped) fails the run

@@ -99,8 +99,14 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     ctx.barrier()
-    model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
-    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"))
+    if is_zero1(trainer.optimizer):  # DCP does not know ZeroRedundancyOptimizer: its states gather on rank 0
+        trainer.optimizer.consolidate_state_dict(to=0)
+        if ctx.is_main:
+            torch.save(trainer.optimizer.state_dict(), tmp / ZERO1_FILE)
+        dcp.save({"model": get_model_state_dict(trainer.model)}, checkpoint_id=str(tmp / "dcp"))
+    else:
+        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"))
     maybe_fail("checkpoint", step, ctx.rank)  # a rank lost mid-save: the .tmp directory is never renamed
     torch.save(rng_state(), tmp / f"rng-rank{ctx.rank:05d}.pt")
     if export:
@@ -121,18 +127,42 @@ def load_training_checkpoint(trainer, path: Path) -> None:
 
     saved = read_trainer_json(path)
     check_same_run(saved, run_identity(trainer), path)
-    model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
-    state = {"model": model_state, "optim": optim_state}
     metadata_file = path / "dcp" / ".metadata"
     if not metadata_file.is_file():
         raise LlmkitError(f"{path} has no dcp/.metadata: the checkpoint is incomplete; resume from another step")
     read_dcp_metadata(metadata_file.read_bytes(), str(metadata_file))  # a clear error before DCP wraps it
-    dcp.load(state, storage_reader=SafeFileSystemReader(path / "dcp"), planner=SafeLoadPlanner())
-    set_state_dict(trainer.model, trainer.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    if is_zero1(trainer.optimizer):
+        _load_zero1(trainer, path)
+    else:
+        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
+        state = {"model": model_state, "optim": optim_state}
+        dcp.load(state, storage_reader=SafeFileSystemReader(path / "dcp"), planner=SafeLoadPlanner())
+        set_state_dict(trainer.model, trainer.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     trainer.load_state_dict(saved)
     load_rng(path, trainer.ctx.rank)
     if not weights_finite(trainer):
         raise NonFiniteCheckpoint(f"{path} holds NaN or inf weights; resume from an earlier checkpoint")
+
+
+ZERO1_FILE = "optim-zero1.pt"
+
+
+def is_zero1(optimizer) -> bool:
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    return isinstance(optimizer, ZeroRedundancyOptimizer)
+
+
+def _load_zero1(trainer, path: Path) -> None:
+    """The model through DCP; the optimizer from its consolidated file (every rank keeps its share)."""
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+    if not (path / ZERO1_FILE).is_file():
+        raise LlmkitError(f"{path} holds no ZeRO-1 optimizer state ({ZERO1_FILE}); resume it without --parallel.zero1")
+    state = {"model": get_model_state_dict(trainer.model)}
+    dcp.load(state, storage_reader=SafeFileSystemReader(path / "dcp"), planner=SafeLoadPlanner())
+    set_model_state_dict(trainer.model, state["model"])
+    trainer.optimizer.load_state_dict(torch.load(path / ZERO1_FILE, weights_only=True))
 
 
 class NonFiniteCheckpoint(LlmkitError):

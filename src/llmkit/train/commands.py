@@ -23,7 +23,7 @@ def plan(model: str, seq_len: int = 4096, micro_batch: int = 1, precision: str =
          mfu: float = 0.4, tokens: float = 1e12) -> None:
     """Memory per device for each training strategy, what fits, and the time and cost of a token budget.
 
-    Strategies (only those `llmkit pretrain` runs): DDP, ZeRO-2/3, activation checkpointing, CPU
+    Strategies (only those `llmkit pretrain` runs): DDP, ZeRO-1/2/3, activation checkpointing, CPU
     offload, TP degrees x ZeRO-3, pipeline stages, LoRA and QLoRA; plus the inference KV cache per
     token and the largest batch. Prints the torchrun command that runs the recommended strategy. Memory model and formulas
     are in llmkit/train/planner.py (validated against measured CPU runs within 15%).

@@ -83,10 +83,10 @@ def memory_per_device(cfg: ModelConfig, s: Strategy, seq_len: int, micro_batch: 
 
 
 def standard_strategies(devices: int) -> list[Strategy]:
-    """The strategies `llmkit pretrain` runs (each maps to flags: `launch_flags`). ZeRO-1 and
-    pipeline x data parallel are not offered: the trainer cannot run them yet."""
+    """The strategies `llmkit pretrain` runs (each maps to flags: `launch_flags`). Pipeline x data
+    parallel is not offered: the trainer cannot run it yet."""
     out = [Strategy("DDP", dp=devices)]
-    out += [Strategy(f"ZeRO-{z}", dp=devices, zero=z) for z in (2, 3)]
+    out += [Strategy(f"ZeRO-{z}", dp=devices, zero=z) for z in (1, 2, 3)]
     out += [Strategy("ZeRO-3 + AC", dp=devices, zero=3, activation_checkpointing=True),
             Strategy("ZeRO-3 + AC + offload", dp=devices, zero=3, activation_checkpointing=True, cpu_offload=True)]
     for tp in (2, 4, 8):
@@ -104,8 +104,8 @@ def launch_flags(s: Strategy) -> list[str]:
     """`llmkit pretrain` flags that run strategy s (LoRA/QLoRA rows are `llmkit finetune` methods)."""
     if s.pp > 1:
         flags = ["--parallel.pp", str(s.pp), "--parallel.dp_shard", "1"]
-    elif s.zero == 0:
-        flags = ["--parallel.dp_replicate", str(s.dp), "--parallel.dp_shard", "1"]
+    elif s.zero <= 1:  # DDP; ZeRO-1 shards the optimizer states over its replicas
+        flags = ["--parallel.dp_replicate", str(s.dp), "--parallel.dp_shard", "1"] + (["--parallel.zero1"] if s.zero else [])
     else:
         flags = (["--parallel.tp", str(s.tp)] if s.tp > 1 else []) + ["--parallel.dp_shard", "-1"]
         flags += ["--parallel.no-reshard-after-forward"] if s.zero == 2 else []
@@ -163,7 +163,7 @@ def plan(cfg: ModelConfig, seq_len: int, micro_batch: int, precision: str, hw: H
 
 def _comm_rank(name: str) -> int:
     """Simpler strategies (less communication, no recomputation) first, when several fit."""
-    order = ["DDP", "ZeRO-2", "ZeRO-3", "ZeRO-3 + AC", "TP2", "PP2", "TP4", "PP4", "TP8", "PP8", "ZeRO-3 + AC + offload"]
+    order = ["DDP", "ZeRO-1", "ZeRO-2", "ZeRO-3", "ZeRO-3 + AC", "TP2", "PP2", "TP4", "PP4", "TP8", "PP8", "ZeRO-3 + AC + offload"]
     return next((i for i, prefix in enumerate(order) if name.startswith(prefix)), len(order))
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from llmkit.dist.context import DistContext
+from llmkit.errors import LlmkitError
 from llmkit.host.allocator import keep_freed_memory
 from llmkit.train.config import RunConfig
 from llmkit.train.flops import flops_per_token, measured_peak
@@ -42,9 +43,12 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
 
 
-def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: RunConfig, ctx: DistContext | None = None) -> torch.optim.Optimizer:
     """AdamW; matrices decay, vectors (norm weights, biases) do not. Groups are also split by
-    device mesh, because foreach kernels cannot mix plain tensors with DTensors (TP, FSDP)."""
+    device mesh, because foreach kernels cannot mix plain tensors with DTensors (TP, FSDP).
+    With --parallel.zero1 (ZeRO-1, Rajbhandari et al., arXiv 1910.02054): each data-parallel rank
+    keeps the AdamW states of its share of the parameters and updates only those, then broadcasts
+    them (torch's ZeroRedundancyOptimizer); gradients are all-reduced in full, as by DDP."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = []
     for decay in (True, False):
@@ -54,8 +58,16 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     # The fused kernel (GPU, and CPU since torch 2.4) measured 5-7% faster per step than foreach on
     # this CPU; sharded DTensor parameters keep the foreach path.
     fused = not any(hasattr(p, "device_mesh") for p in params)
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
-                             fused=fused, foreach=not fused)
+    options = dict(lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps, fused=fused, foreach=not fused)
+    if getattr(cfg.parallel, "zero1", False) and ctx is not None and ctx.dp_size > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        if ctx.degree("dp_shard") > 1 or ctx.degree("tp") > 1 or ctx.degree("pp") > 1:
+            raise LlmkitError("--parallel.zero1 shards the optimizer over DDP replicas: use it with "
+                              "--parallel.dp_replicate N --parallel.dp_shard 1 (FSDP already shards optimizer states)")
+        return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW,
+                                       process_group=ctx.mesh["dp_replicate"].get_group(), **options)
+    return torch.optim.AdamW(groups, **options)
 
 
 def gradient_sync(model: nn.Module, enabled: bool):
@@ -105,7 +117,7 @@ class Trainer:
             print(f"[train] {notice}", flush=True)
         self.pipeline = pipeline  # a PipelineRunner when --parallel.pp > 1; the model is then its stage
         self.val_loader_factory = val_loader_factory
-        self.optimizer = optimizer or build_optimizer(model, cfg)
+        self.optimizer = optimizer or build_optimizer(model, cfg, ctx)
         self.precision = Precision(cfg.precision, ctx.device)
         self.state = TrainState(total_steps=cfg.max_steps)
         self.base_model = model.module if hasattr(model, "module") else model
