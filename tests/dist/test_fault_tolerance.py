@@ -42,15 +42,18 @@ def uninterrupted(prepared_data, tmp_path_factory):
     return losses(out)
 
 
-@pytest.mark.parametrize("phase,step", [("forward", 5), ("backward", 5), ("optimizer", 5), ("checkpoint", 6)])
-def test_a_killed_rank_restarts_from_the_newest_complete_checkpoint(phase, step, prepared_data, uninterrupted, tmp_path):
+@pytest.mark.parametrize("phase,step,flags", [("forward", 5, []), ("backward", 5, []), ("optimizer", 5, []),
+                                              ("checkpoint", 6, []), ("checkpoint", 6, ["--async-save"])])
+def test_a_killed_rank_restarts_from_the_newest_complete_checkpoint(phase, step, flags, prepared_data, uninterrupted,
+                                                                   tmp_path):
     # A restarted gloo group sometimes fails to connect on its first try (a peer of the killed
     # attempt is still closing); a 30 s process-group timeout turns that into one more restart
     # instead of a 10-minute wait.
     out = tmp_path / "run"
     env = os.environ | {"LLMKIT_FAULT": f"1:{step}:{phase}"}
     done = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node", "2", "--max-restarts", "3",
-                           *pretrain(prepared_data, out, "--save-every", "2", "--resume", "auto", "--parallel.timeout_s", "30")],
+                           *pretrain(prepared_data, out, "--save-every", "2", "--resume", "auto", "--parallel.timeout_s", "30",
+                                     *flags)],
                           capture_output=True, text=True, timeout=900, env=env)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]

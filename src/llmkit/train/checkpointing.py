@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -93,13 +94,20 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
         if trainer.ctx.is_main:
             print(f"step {step}: not saving a checkpoint: the weights hold NaN or inf (training diverged)", flush=True)
         return None
+    finish_pending_save(trainer)  # one save in flight at a time
+    started = time.perf_counter()
     ctx, final = trainer.ctx, checkpoint_dir(trainer.out, step)
     tmp = final.parent / f".{final.name}.tmp"
     if ctx.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     ctx.barrier()
-    if is_zero1(trainer.optimizer):  # DCP does not know ZeroRedundancyOptimizer: its states gather on rank 0
+    background = trainer.cfg.async_save and not is_zero1(trainer.optimizer)
+    if background:  # the state is staged (copied) now; the shards are written by a background thread
+        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
+        future = dcp.async_save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"),
+                                process_group=_checkpoint_group(ctx))
+    elif is_zero1(trainer.optimizer):  # DCP does not know ZeroRedundancyOptimizer: its states gather on rank 0
         trainer.optimizer.consolidate_state_dict(to=0)
         if ctx.is_main:
             torch.save(trainer.optimizer.state_dict(), tmp / ZERO1_FILE)
@@ -113,11 +121,51 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
         export_model(trainer, tmp / "model", tokenizer)
     if ctx.is_main:
         write_json(tmp / "trainer.json", trainer.state_dict() | {"world_size": ctx.world_size} | run_identity(trainer))
+    trainer.checkpoint_wait_s = getattr(trainer, "checkpoint_wait_s", 0.0) + time.perf_counter() - started
+    if background:
+        trainer.pending_save = (future, tmp, final)
+        return final
+    _publish(trainer, tmp, final)
+    return final
+
+
+def _publish(trainer, tmp: Path, final: Path) -> None:
+    """Every rank has written its part: rename the directory, so the checkpoint appears whole."""
+    ctx = trainer.ctx
+    ctx.barrier()
+    if ctx.is_main:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)  # the checkpoint appears whole, or not at all
         prune(trainer.out, trainer.cfg.keep_last)
     ctx.barrier()
-    return final
+
+
+def finish_pending_save(trainer) -> None:
+    """Wait for the background save in flight (the time counts as the loop waiting), then publish it."""
+    pending = getattr(trainer, "pending_save", None)
+    if pending is None:
+        return
+    started = time.perf_counter()
+    future, tmp, final = pending
+    trainer.pending_save = None
+    future.result()
+    trainer.checkpoint_wait_s = getattr(trainer, "checkpoint_wait_s", 0.0) + time.perf_counter() - started
+    _publish(trainer, tmp, final)
+
+
+_GROUPS: dict = {}
+
+
+def _checkpoint_group(ctx):
+    """Background saves talk over their own gloo group, so they never interleave with the training
+    loop's collectives on the default group."""
+    if not ctx.distributed:
+        return None
+    if "checkpoint" not in _GROUPS:
+        import torch.distributed as dist
+
+        _GROUPS["checkpoint"] = dist.new_group(backend="gloo")
+    return _GROUPS["checkpoint"]
 
 
 def load_training_checkpoint(trainer, path: Path) -> None:

@@ -45,6 +45,7 @@ class RunConfig:
     max_steps: int = 1000
     max_minutes: float | None = None
     save_every: int = 0  # 0: only the final checkpoint
+    async_save: bool = False  # write checkpoint shards in the background (DCP async_save) while training goes on
     keep_last: int = 3
     eval_every: int = 0
     eval_batches: int = 20

@@ -242,6 +242,10 @@ class Trainer:
                     break
             if checkpointer and cfg.save_every and self.state.step % cfg.save_every:
                 checkpointer(self, self.state.step)  # the end is resumable too: a longer --max-steps continues it
+            if getattr(self, "pending_save", None) is not None:  # an --async-save still being written
+                from llmkit.train.checkpointing import finish_pending_save
+
+                finish_pending_save(self)
         except RuntimeError as error:
             if self.ctx.distributed and collective_timed_out(error):
                 raise explain_timeout(self.ctx, error, self.state.step + 1, cfg.parallel.timeout_s) from error
