@@ -123,6 +123,7 @@ def test_zero_stage_memory_per_rank_matches_the_planner(zero):
             assert abs(row[kind] / row[f"predicted_{kind}"] - 1) <= 0.15, (zero, row)
 
 
+@pytest.mark.slow  # two torchrun runs: half a minute
 def test_zero1_checkpoint_resumes_exactly(prepared_data, reference, tmp_path):
     out, flags = tmp_path / "run", ["--parallel.dp_replicate", "2", "--parallel.dp_shard", "1", "--parallel.zero1"]
     run(prepared_data, out, 2, *flags, "--save-every", "4", steps=8)
@@ -132,6 +133,7 @@ def test_zero1_checkpoint_resumes_exactly(prepared_data, reference, tmp_path):
     assert max(abs(a - b) for a, b in zip(resumed, reference[0])) <= 1e-4, (resumed, reference[0])
 
 
+@pytest.mark.slow  # two torchrun runs: half a minute
 def test_async_checkpoint_saves_are_whole_and_resume(prepared_data, reference, tmp_path):
     """--async-save writes the shards in the background; each checkpoint still appears only whole,
     and the loop's waiting time is reported."""
