@@ -61,6 +61,9 @@ def test_kernels_and_dequantising_path_agree_on_greedy_tokens(trained_small, mon
         model = load_checkpoint(trained_small).eval()
         quantize_model(model, method)
         prepare_for_inference(model)
+        for module in model.modules():  # compare against the fp32 dequantising path, not the bf16 prefill one
+            if isinstance(module, quant_linear.QuantLinear):
+                module.bf16_compute = False
         with_kernel = generate_ids(model, PROMPTS, 24)
         with monkeypatch.context() as patch:
             patch.setattr(quant_linear, "weight_only_kernel", lambda: None)
@@ -87,3 +90,21 @@ def test_fp32_decode_kernel_keeps_logits_and_greedy_tokens(trained_small):
         rows = torch.tensor([[5], [17]])
         assert torch.allclose(llm.model(rows), reference(rows), atol=1e-4)
     assert generate_ids(llm.model, PROMPTS, 24) == generate_ids(reference, PROMPTS, 24)
+
+
+def test_quantized_prefill_in_bf16_stays_close(trained_small):
+    """fast_cpu on a CPU with fast bf16: prefill-sized calls of quantized Linears multiply in bf16."""
+    from llmkit.compress.quant_linear import QuantLinear
+
+    model = load_checkpoint(trained_small).eval()
+    quantize_model(model, "int8")
+    tokens = torch.arange(1, 101)[None] % model.cfg.vocab_size  # 100 rows: past the kernels' limit
+    reference = _logits(model, tokens)
+    prepare_for_inference(model)
+    for module in model.modules():
+        if isinstance(module, QuantLinear):
+            module.bf16_compute = True  # as prepare_for_inference sets it where bf16 is fast
+    logits = _logits(model, tokens)
+    assert logits.dtype == torch.float32
+    assert (logits - reference).abs().max() < 0.05 * reference.abs().max()  # bf16 rounding of weights and inputs
+    assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() > 0.9

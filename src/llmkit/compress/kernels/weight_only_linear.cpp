@@ -111,16 +111,21 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor q, torch::Tensor scale)
   });
 }
 
+// y = x @ w.T for weights holding one stored value each and no scale (bf16, fp32).
+template <typename T>
+static torch::Tensor dense_linear(const torch::Tensor& x, const T* wp, int64_t N, int64_t K) {
+  const float* xp = x.data_ptr<float>();
+  return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
+    dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
+  });
+}
+
 torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w) {
   x = x.contiguous();
   const int64_t K = w.size(1), N = w.size(0);
   check_x(x, K, "bf16_linear");
   TORCH_CHECK(w.dtype() == torch::kBFloat16 && w.is_contiguous(), "bf16_linear: w must be contiguous bf16 (N, K)");
-  const float* xp = x.data_ptr<float>();
-  const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-  return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
-    dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
-  });
+  return dense_linear(x, reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), N, K);
 }
 
 // fp32 weights: the same streaming loop beats the BLAS GEMM at one to a few rows (decode), where
@@ -130,11 +135,7 @@ torch::Tensor fp32_linear(torch::Tensor x, torch::Tensor w) {
   const int64_t K = w.size(1), N = w.size(0);
   check_x(x, K, "fp32_linear");
   TORCH_CHECK(w.dtype() == torch::kFloat32 && w.is_contiguous(), "fp32_linear: w must be contiguous float32 (N, K)");
-  const float* xp = x.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  return four_rows(x, N, [&](int64_t m, int64_t n0, int64_t rows, float* acc) {
-    dot_four_rows(xp + m * K, wp, n0, rows, K, acc);
-  });
+  return dense_linear(x, w.data_ptr<float>(), N, K);
 }
 
 // sum_k x_k (q_k - z) s = s (sum_k x_k q_k - z sum_k x_k) per group: the zero point costs one
