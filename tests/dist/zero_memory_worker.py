@@ -3,6 +3,7 @@ then this rank's optimizer-state and gradient bytes beside what the planner pred
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from torch.distributed.tensor import DTensor
@@ -36,9 +37,9 @@ def main() -> None:
     states = sum(local_bytes(v) for s in local.state.values() for k, v in s.items() if k != "step")
     grads = sum(local_bytes(p.grad) for p in model.parameters() if p.grad is not None)
     predicted = memory_per_device(cfg, Strategy("x", dp=2, zero=zero), 32, 1)
-    print(json.dumps({"rank": ctx.rank, "optimizer": states, "gradients": grads,
-                      "predicted_optimizer": predicted["optimizer"], "predicted_gradients": predicted["gradients"]}),
-          flush=True)
+    row = {"rank": ctx.rank, "optimizer": states, "gradients": grads, "predicted_optimizer": predicted["optimizer"],
+           "predicted_gradients": predicted["gradients"]}
+    (Path(sys.argv[2]) / f"rank{ctx.rank}.json").write_text(json.dumps(row))  # one file per rank: no interleaving
     shutdown(synchronize=True)
 
 

@@ -59,7 +59,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, ctx: DistContext | None = 
     # this CPU; sharded DTensor parameters keep the foreach path.
     fused = not any(hasattr(p, "device_mesh") for p in params)
     options = dict(lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps, fused=fused, foreach=not fused)
-    if getattr(cfg.parallel, "zero1", False) and ctx is not None and ctx.dp_size > 1:
+    if getattr(getattr(cfg, "parallel", None), "zero1", False) and ctx is not None and ctx.dp_size > 1:
         from torch.distributed.optim import ZeroRedundancyOptimizer
 
         if ctx.degree("dp_shard") > 1 or ctx.degree("tp") > 1 or ctx.degree("pp") > 1:
@@ -248,7 +248,8 @@ class Trainer:
                 finish_pending_save(self)
         except RuntimeError as error:
             if self.ctx.distributed and collective_timed_out(error):
-                raise explain_timeout(self.ctx, error, self.state.step + 1, cfg.parallel.timeout_s) from error
+                timeout_s = getattr(getattr(cfg, "parallel", None), "timeout_s", 600.0)  # the process group's
+                raise explain_timeout(self.ctx, error, self.state.step + 1, timeout_s) from error
             raise
         finally:
             log.close()
