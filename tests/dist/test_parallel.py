@@ -94,6 +94,7 @@ def test_cpu_offload_is_configured_and_refused_on_cpu(prepared_data, tmp_path):
     assert result.returncode != 0 and "needs an accelerator" in result.stderr
 
 
+@pytest.mark.slow  # a torchrun run: keeps make test under its 10 minutes
 def test_the_command_plan_prints_runs(prepared_data, tmp_path, capsys):
     """`llmkit plan` for two devices picks DDP for a tiny model and prints its torchrun command; run as printed."""
     from llmkit.cli import main
@@ -109,7 +110,7 @@ def test_the_command_plan_prints_runs(prepared_data, tmp_path, capsys):
     assert len((tmp_path / "out" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize("zero", [1, 2, 3])
+@pytest.mark.parametrize("zero", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_zero_stage_memory_per_rank_matches_the_planner(zero, tmp_path):
     """Optimizer-state and gradient bytes each rank holds after a step, against `llmkit plan`'s
     formulas (ZeRO-1: states halved, gradients whole; ZeRO-2/3: both halved), within 15%."""

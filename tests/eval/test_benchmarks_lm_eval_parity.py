@@ -47,7 +47,7 @@ def lm_eval_yaml(name, include, files, nulls, extra, root):
             f"dataset_kwargs:\n  data_files:\n{data_files}" + "".join(f"{key}: null\n" for key in nulls) + extra)
 
 
-@pytest.mark.xdist_group("lm_eval_cli")  # about 25 s: lm-eval start-up, 14 tasks, then ours
+@pytest.mark.slow  # about 25 s: lm-eval start-up, 14 tasks, then ours (make test-all and CI run it)
 def test_scores_and_prompts_equal_lm_evals(tiny_checkpoint, tmp_path):
     data = tmp_path / "data"
     write_export(data, "jsonl")

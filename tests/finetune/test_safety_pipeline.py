@@ -34,6 +34,7 @@ def conditional_safety_data(path, split):
     return path
 
 
+@pytest.mark.slow  # 400 steps of fine-tuning and generation: about 45 s
 def test_context_distillation_moves_refusals_from_the_preprompt_into_the_model(tiny_checkpoint, tmp_path):
     split = split_prompts()
     held_harmful, held_benign = [p for p, _ in split["held_harmful"]], [p for p, _ in split["held_benign"]]
