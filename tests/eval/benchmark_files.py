@@ -86,12 +86,14 @@ def nq_open_rows(n: int) -> list[dict]:
 
 def humaneval_rows() -> list[dict]:
     rows = []
-    for i, (name, body, wrong) in enumerate([("add", "return a + b", "return a - b"), ("mul", "return a * b", "return a"),
-                                              ("biggest", "return max(a, b)", "return min(a, b)")]):
+    # (name, right body, wrong body, the right result for (2, 3))
+    for i, (name, body, wrong, expected) in enumerate([("add", "return a + b", "return a - b", 5),
+                                                        ("mul", "return a * b", "return a", 6),
+                                                        ("biggest", "return max(a, b)", "return min(a, b)", 3)]):
         rows.append({"task_id": f"HumanEval/{i}", "entry_point": name,
                      "prompt": f"def {name}(a, b):\n    \"\"\"{name} of two numbers\"\"\"\n",
                      "canonical_solution": f"    {body}\n", "wrong": f"    {wrong}\n",
-                     "test": f"def check(candidate):\n    assert candidate(2, 3) == {eval(body.replace('return ', ''), {'a': 2, 'b': 3, 'max': max})}\n"})
+                     "test": f"def check(candidate):\n    assert candidate(2, 3) == {expected}\n"})
     return rows
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from llmkit.compress.quant_linear import kernel_rows, weight_only_kernel
+from llmkit.compress.quant_linear import kernel_rows, on_rows, weight_only_kernel
 from llmkit.host.ceilings import bf16_is_fast
 
 
@@ -32,9 +32,8 @@ class BF16WeightLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if kernel_rows(x, self.in_features, 16):
-            y = weight_only_kernel().bf16_linear(x.reshape(-1, self.in_features), self.weight)  # (M, out)
-            y = y.view(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
+            return on_rows(x, self.in_features, self.out_features, self.bias,
+                           lambda rows: weight_only_kernel().bf16_linear(rows, self.weight))
         if x.dtype == torch.float32 and x.device.type == "cpu" and bf16_is_fast():
             y = F.linear(x.to(torch.bfloat16), self.weight).float()
             return y if self.bias is None else y + self.bias

@@ -50,6 +50,12 @@ def kernel_rows(x: torch.Tensor, in_features: int, bits: int) -> int:
     return rows if rows <= KERNEL_MAX_ROWS[bits] and weight_only_kernel() is not None else 0
 
 
+def on_rows(x: torch.Tensor, in_features: int, out_features: int, bias: torch.Tensor | None, linear) -> torch.Tensor:
+    """A kernel `linear` ((M, in) -> (M, out)) applied to x (..., in), reshaped back, plus the bias."""
+    y = linear(x.reshape(-1, in_features)).view(*x.shape[:-1], out_features)
+    return y if bias is None else y + bias
+
+
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
     """(out, in) codes 0..15 -> (out, in / 2) uint8, low nibble first."""
     q = q.to(torch.uint8)
@@ -118,9 +124,7 @@ class QuantLinear(nn.Module):
         if self.input_scale is not None:
             x = x / self.input_scale.to(x.dtype)
         if self._kernel_layout() and kernel_rows(x, self.in_features, self.bits):
-            y = self._kernel_forward(x.reshape(-1, self.in_features))  # (M, out)
-            y = y.view(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
+            return on_rows(x, self.in_features, self.out_features, self.bias, self._kernel_forward)
         if self.bf16_compute and x.dtype == torch.float32 and not torch.is_grad_enabled():
             # many rows (prefill) on a CPU whose bf16 GEMM is several times its fp32 one
             y = F.linear(x.to(torch.bfloat16), self.weight.to(torch.bfloat16)).float()

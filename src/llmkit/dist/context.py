@@ -25,6 +25,7 @@ class DistContext:
     device: torch.device = torch.device("cpu")
     mesh: object = None  # DeviceMesh when world_size > 1
     degrees: dict | None = None  # {"pp", "dp_replicate", "dp_shard", "tp"}
+    timeout_s: float = 600.0  # how long a collective may wait (the process group's timeout)
 
     @property
     def is_main(self) -> bool:
@@ -95,7 +96,8 @@ def init_distributed(cfg: ParallelConfig, device_preference: str = "auto") -> Di
 
     names = tuple(degrees)
     mesh = init_device_mesh(device.type, tuple(degrees[n] for n in names), mesh_dim_names=names)
-    return DistContext(rank=rank, world_size=world_size, device=device, mesh=mesh, degrees=degrees)
+    return DistContext(rank=rank, world_size=world_size, device=device, mesh=mesh, degrees=degrees,
+                       timeout_s=cfg.timeout_s)
 
 
 def shutdown(synchronize: bool = False) -> None:

@@ -6,7 +6,6 @@ the hung or stopped ones."""
 
 from __future__ import annotations
 
-import datetime
 import time
 
 import torch.distributed as dist
@@ -37,7 +36,8 @@ def missing_ranks(rank: int, world_size: int, grace_s: float) -> list[int] | Non
         return None
 
 
-def explain_timeout(ctx, error: BaseException, step: int, timeout_s: float) -> LlmkitError:
+def explain_timeout(ctx, error: BaseException, step: int) -> LlmkitError:
+    timeout_s = ctx.timeout_s
     missing = missing_ranks(ctx.rank, ctx.world_size, grace_s=min(30.0, max(5.0, timeout_s)))
     who = (f"rank {', '.join(map(str, missing))} never reached it (hung, stopped or dead)" if missing else
            "a peer rank is hung, stopped or far slower")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from llmkit.decode.generate import generate_ids
 from llmkit.decode.sampling_params import SamplingParams
-from llmkit.decode.stops import cut_at_stops
+from llmkit.eval.evaluator import generate_texts
+from llmkit.eval.prompting import build_context
 from llmkit.eval.sandbox import SandboxLimits, pass_at_k, run_program
 from llmkit.eval.task_spec import TaskSpec
 
@@ -19,19 +19,12 @@ SHOWN = 5
 
 def _completions(llm, task: TaskSpec, contexts: list[str], options) -> list[list[str]]:
     n = max(1, options.samples)
-    sampled = n > 1
-    params = SamplingParams(temperature=options.temperature if sampled else 0.0, seed=options.prompt.seed, n=n,
+    params = SamplingParams(temperature=options.temperature if n > 1 else 0.0, seed=options.prompt.seed, n=n,
                             stop=list(task.stop))
-    prompts = [llm.tokenizer.encode(c, add_special_tokens=True) for c in contexts]
-    per_batch, texts = max(1, options.batch_size // n), []
-    max_new = options.max_new_tokens or task.max_new_tokens
-    for start in range(0, len(prompts), per_batch):
-        outs = generate_ids(llm.model, prompts[start: start + per_batch], max_new, params, llm.stop_ids, llm.tokenizer)
-        texts += [cut_at_stops(llm.tokenizer.decode(o), task.stop) for o in outs]
-    return [texts[i * n: (i + 1) * n] for i in range(len(prompts))]
+    return generate_texts(llm, task, contexts, params, options.max_new_tokens or task.max_new_tokens, options)
 
 
-def evaluate_code(llm, task: TaskSpec, records: list[dict], options, build_context) -> dict:
+def evaluate_code(llm, task: TaskSpec, records: list[dict], options) -> dict:
     contexts = [build_context(task, r, i, options.prompt, llm.tokenizer) for i, r in enumerate(records)]
     completions = _completions(llm, task, contexts, options)
     programs = [[task.code(c, r) for c in group] for group, r in zip(completions, records)]

@@ -146,8 +146,9 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
         if "labels" in record:
             per_example.setdefault("mc2", []).append(_mc2(lls, record["labels"]))
         if len(samples) < SHOWN:
-            samples.append({"question": record["continuation"] if task.multiple_input else task.render(task.prompt, record), "choices": choices, "gold": gold,
-                            "predicted": best, "loglikelihoods": lls})
+            question = record["continuation"] if task.multiple_input else task.render(task.prompt, record)
+            samples.append({"question": question, "choices": choices, "gold": gold, "predicted": best,
+                            "loglikelihoods": lls})
     metrics, stderr = _summarise(per_example)
     return {"metrics": metrics, "stderr": stderr, "n": len(records), "samples": samples}
 
@@ -158,6 +159,22 @@ def _vote(answers: list[str]) -> str:
     normalised = [squad_normalise(a) for a in answers]
     winner = Counter(normalised).most_common(1)[0][0]
     return answers[normalised.index(winner)]
+
+
+def generate_texts(llm, task: TaskSpec, contexts: list[str], params: SamplingParams, max_new: int,
+                   options: EvalOptions) -> list[list[str]]:
+    """params.n continuations of each context, cut at params.stop, in batches of about
+    options.batch_size sequences (with a progress bar)."""
+    tokenizer, n = llm.tokenizer, params.n
+    prompts = [_encode(tokenizer, c, options.prompt.chat) for c in contexts]
+    per_batch, outputs = max(1, options.batch_size // n), []
+    with _bar(task, options, len(prompts) * n, "sample") as bar:
+        for start in range(0, len(prompts), per_batch):
+            batch = prompts[start: start + per_batch]
+            outputs += generate_ids(llm.model, batch, max_new, params, llm.stop_ids, tokenizer)
+            bar.update(len(batch) * n)
+    texts = [cut_at_stops(tokenizer.decode(out), params.stop) for out in outputs]
+    return [texts[i * n: (i + 1) * n] for i in range(len(prompts))]
 
 
 def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:
@@ -171,19 +188,11 @@ def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, tr
     params = SamplingParams(temperature=options.temperature if sampled else 0.0, seed=prompt_options.seed,
                             n=samples_per_question, stop=list(stops))
     contexts = [build_context(task, r, i, prompt_options, tokenizer, transform) for i, r in enumerate(records)]
-    prompts = [_encode(tokenizer, c, prompt_options.chat) for c in contexts]
-    per_batch = max(1, options.batch_size // samples_per_question)
-    outputs = []
-    with _bar(task, options, len(prompts) * samples_per_question, "sample") as bar:
-        for start in range(0, len(prompts), per_batch):
-            batch = prompts[start: start + per_batch]
-            outputs += generate_ids(llm.model, batch, max_new, params, llm.stop_ids, tokenizer)
-            bar.update(len(batch) * samples_per_question)
-    texts = [cut_at_stops(tokenizer.decode(out), stops) for out in outputs]
+    groups = generate_texts(llm, task, contexts, params, max_new, options)
     per_example = {m: [] for m in task.metrics if m in PER_EXAMPLE} if task.scorer is None else {}
     predictions, references, samples = [], [], []
     for i, record in enumerate(records):
-        group = texts[i * samples_per_question: (i + 1) * samples_per_question]
+        group = groups[i]
         if task.scorer is not None:  # a benchmark scored as published (its own extraction and match)
             for name, value in task.scorer(group[0], record).items():
                 per_example.setdefault(name, []).append(value)
@@ -234,7 +243,7 @@ def evaluate_task(llm, task: TaskSpec, options: EvalOptions) -> dict:
     elif task.type == "code":
         from llmkit.eval.code_exec import evaluate_code
 
-        result = evaluate_code(llm, task, records, options, build_context)
+        result = evaluate_code(llm, task, records, options)
     else:
         result = RUNNERS[task.type](llm, task, records, options, None)
         if options.perturb > 0:

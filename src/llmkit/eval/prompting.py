@@ -36,24 +36,20 @@ class PromptOptions:
 def fewshot_examples(task: TaskSpec, index: int, shots: int, seed: int) -> list[dict]:
     if shots <= 0:
         return []
-    separate = task.fewshot_records is not None
-    if task.fewshot_sampler == "first_n":
-        pool = task.fewshot_records if separate else task.records[:index] + task.records[index + 1:]
-        return pool[:shots]
     if task.fewshot_sampler == "lm_eval":
         return _lm_eval_plan(task, shots, seed)[index]
-    pool = task.fewshot_records if separate else task.records[:index] + task.records[index + 1:]
+    pool = task.fewshot_records if task.fewshot_records is not None else task.records[:index] + task.records[index + 1:]
+    if task.fewshot_sampler == "first_n":
+        return pool[:shots]
     rng = random.Random(seed * 1_000_003 + index)
     return rng.sample(pool, min(shots, len(pool)))
 
 
-_PLANS: dict[tuple[int, int, int], list[list[dict]]] = {}
-
-
 def _lm_eval_plan(task: TaskSpec, shots: int, seed: int) -> list[list[dict]]:
-    """Every record's examples, drawn in record order from one generator (cached per task)."""
-    key = (id(task), shots, seed)
-    if key not in _PLANS:
+    """Every record's examples, drawn in record order from one generator; kept on the task, since
+    the draw for record i depends on every draw before it."""
+    plans = task.__dict__.setdefault("_lm_eval_plans", {})
+    if (shots, seed) not in plans:
         rng, plan = random.Random(seed), []
         pool = task.fewshot_records if task.fewshot_records is not None else task.records
         for record in task.records:
@@ -62,9 +58,8 @@ def _lm_eval_plan(task: TaskSpec, shots: int, seed: int) -> list[list[dict]]:
             else:
                 drawn = rng.sample(pool, min(shots + 1, len(pool)))
                 plan.append([r for r in drawn if r is not record][:shots])
-        _PLANS.clear()  # one task at a time: keep memory flat over a 57-subject run
-        _PLANS[key] = plan
-    return _PLANS[key]
+        plans[(shots, seed)] = plan
+    return plans[(shots, seed)]
 
 
 def example_question(task: TaskSpec, record: dict) -> str:

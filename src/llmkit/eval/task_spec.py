@@ -135,8 +135,13 @@ class TaskSpec:
 def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise LlmkitError(f"task data {path} does not exist")
+    return parse_jsonl(path.read_text(), path)
+
+
+def parse_jsonl(text: str, path: Path) -> list[dict]:
+    """One JSON object per non-blank line; a bad line names its file and number."""
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmkit.compress.quant_linear import kernel_rows, weight_only_kernel
+from llmkit.compress.quant_linear import kernel_rows, on_rows, weight_only_kernel
 
 
 class FP32DecodeLinear(nn.Module):
@@ -25,9 +25,8 @@ class FP32DecodeLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight.is_contiguous() and kernel_rows(x, self.in_features, 32):
-            y = weight_only_kernel().fp32_linear(x.reshape(-1, self.in_features), self.weight)  # (M, out)
-            y = y.view(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
+            return on_rows(x, self.in_features, self.out_features, self.bias,
+                           lambda rows: weight_only_kernel().fp32_linear(rows, self.weight))
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

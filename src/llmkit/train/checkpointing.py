@@ -7,6 +7,7 @@ reverse. Rank 0 also writes the full model in the HF layout, for `generate` and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -102,26 +103,27 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     ctx.barrier()
-    background = trainer.cfg.async_save and not is_zero1(trainer.optimizer)
-    if background:  # the state is staged (copied) now; the shards are written by a background thread
-        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
-        future = dcp.async_save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"),
-                                process_group=_checkpoint_group(ctx))
-    elif is_zero1(trainer.optimizer):  # DCP does not know ZeroRedundancyOptimizer: its states gather on rank 0
+    zero1 = is_zero1(trainer.optimizer)
+    background = trainer.cfg.async_save and not zero1
+    if zero1:  # DCP does not know ZeroRedundancyOptimizer: its states gather on rank 0
         trainer.optimizer.consolidate_state_dict(to=0)
         if ctx.is_main:
             torch.save(trainer.optimizer.state_dict(), tmp / ZERO1_FILE)
         dcp.save({"model": get_model_state_dict(trainer.model)}, checkpoint_id=str(tmp / "dcp"))
     else:
         model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp / "dcp"))
+        state = {"model": model_state, "optim": optim_state}
+        if background:  # the state is staged (copied) now; the shards are written by a background thread
+            future = dcp.async_save(state, checkpoint_id=str(tmp / "dcp"), process_group=_checkpoint_group(ctx))
+        else:
+            dcp.save(state, checkpoint_id=str(tmp / "dcp"))
     maybe_fail("checkpoint", step, ctx.rank)  # a rank lost mid-save: the .tmp directory is never renamed
     torch.save(rng_state(), tmp / f"rng-rank{ctx.rank:05d}.pt")
     if export:
         export_model(trainer, tmp / "model", tokenizer)
     if ctx.is_main:
         write_json(tmp / "trainer.json", trainer.state_dict() | {"world_size": ctx.world_size} | run_identity(trainer))
-    trainer.checkpoint_wait_s = getattr(trainer, "checkpoint_wait_s", 0.0) + time.perf_counter() - started
+    trainer.checkpoint_wait_s += time.perf_counter() - started
     if background:
         trainer.pending_save = (future, tmp, final)
         return final
@@ -142,30 +144,27 @@ def _publish(trainer, tmp: Path, final: Path) -> None:
 
 def finish_pending_save(trainer) -> None:
     """Wait for the background save in flight (the time counts as the loop waiting), then publish it."""
-    pending = getattr(trainer, "pending_save", None)
-    if pending is None:
+    if trainer.pending_save is None:
         return
     started = time.perf_counter()
-    future, tmp, final = pending
+    future, tmp, final = trainer.pending_save
     trainer.pending_save = None
     future.result()
-    trainer.checkpoint_wait_s = getattr(trainer, "checkpoint_wait_s", 0.0) + time.perf_counter() - started
+    trainer.checkpoint_wait_s += time.perf_counter() - started
     _publish(trainer, tmp, final)
 
 
-_GROUPS: dict = {}
-
-
 def _checkpoint_group(ctx):
-    """Background saves talk over their own gloo group, so they never interleave with the training
-    loop's collectives on the default group."""
-    if not ctx.distributed:
-        return None
-    if "checkpoint" not in _GROUPS:
-        import torch.distributed as dist
+    """Background saves talk over a gloo group of their own, so they never interleave with the
+    training loop's collectives on the default group."""
+    return _new_gloo_group() if ctx.distributed else None
 
-        _GROUPS["checkpoint"] = dist.new_group(backend="gloo")
-    return _GROUPS["checkpoint"]
+
+@functools.cache
+def _new_gloo_group():
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo")
 
 
 def load_training_checkpoint(trainer, path: Path) -> None:

@@ -6,12 +6,14 @@ group fails (TORCHELASTIC_RESTART_COUNT 0), so the restarted group runs through.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 
 PHASES = ("forward", "backward", "optimizer", "checkpoint")
 
 
+@functools.cache  # read once per process: maybe_fail runs on every step's phases
 def _spec() -> tuple[int, int, str, int] | None:
     raw = os.environ.get("LLMKIT_FAULT")
     if not raw or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":

@@ -18,13 +18,7 @@ from llmkit.errors import LlmkitError
 from llmkit.fileio import write_json
 from llmkit.model import ModelConfig, build_model, count_parameters
 from llmkit.tokenizer import Tokenizer
-from llmkit.train.checkpointing import (
-    export_model,
-    finish_pending_save,
-    resume,
-    save_training_checkpoint,
-    weights_finite,
-)
+from llmkit.train.checkpointing import export_model, resume, save_training_checkpoint, weights_finite
 from llmkit.train.config import PretrainConfig, ShardTrainingConfig
 from llmkit.train.fake_quant import apply_fake_quant
 from llmkit.train.metrics import plot_loss_curve
@@ -136,9 +130,8 @@ def train_on_shards(cfg: ShardTrainingConfig, make_objective, objective_name: st
         announce(f"resumed from {resume_from} at step {trainer.state.step}")
     started = time.perf_counter()
     state = trainer.fit(checkpointer=lambda t, step: save_training_checkpoint(t, step, tokenizer))
-    finish_pending_save(trainer)
-    if cfg.save_every:
-        announce(f"checkpoint saves kept the loop waiting {getattr(trainer, 'checkpoint_wait_s', 0.0):.2f} s in all"
+    if cfg.save_every:  # fit() has published any save still in flight
+        announce(f"checkpoint saves kept the loop waiting {trainer.checkpoint_wait_s:.2f} s in all"
                  f"{' (async: staging and the last wait)' if cfg.async_save else ''}")
     if not weights_finite(trainer):
         raise LlmkitError("training diverged: the weights hold NaN or inf, so no final model was written; "
@@ -147,7 +140,7 @@ def train_on_shards(cfg: ShardTrainingConfig, make_objective, objective_name: st
     export_model(trainer, out / "final", tokenizer)
     summary = {"steps": state.step, "skipped_steps": state.skipped_steps, "tokens": state.tokens_seen,
                "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started,
-               "checkpoint_wait_s": getattr(trainer, "checkpoint_wait_s", 0.0),
+               "checkpoint_wait_s": trainer.checkpoint_wait_s,
                **final_eval}
     if ctx.is_main:
         plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")

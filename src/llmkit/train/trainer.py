@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from llmkit.dist.context import DistContext
+from llmkit.dist.timeouts import collective_timed_out, explain_timeout
 from llmkit.errors import LlmkitError
 from llmkit.host.allocator import keep_freed_memory
 from llmkit.train.config import RunConfig
+from llmkit.train.fault_injection import maybe_fail
 from llmkit.train.flops import flops_per_token, measured_peak
 from llmkit.train.metrics import MetricsLog
-from llmkit.dist.timeouts import collective_timed_out, explain_timeout
-from llmkit.train.fault_injection import maybe_fail
 from llmkit.train.precision import Precision
 from llmkit.train.schedules import lr_multiplier, shorten_default_warmup
 from llmkit.train.state import claim_run_dir
@@ -120,6 +120,8 @@ class Trainer:
         self.optimizer = optimizer or build_optimizer(model, cfg, ctx)
         self.precision = Precision(cfg.precision, ctx.device)
         self.state = TrainState(total_steps=cfg.max_steps)
+        self.pending_save = None  # (future, tmp dir, final dir) of an --async-save being written
+        self.checkpoint_wait_s = 0.0  # time the loop spent waiting on checkpoint saves
         self.base_model = model.module if hasattr(model, "module") else model
         self.nominal_positions = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
         self.flops_per_position = flops_per_token(self.base_model, cfg.batch.seq_len)
@@ -242,14 +244,13 @@ class Trainer:
                     break
             if checkpointer and cfg.save_every and self.state.step % cfg.save_every:
                 checkpointer(self, self.state.step)  # the end is resumable too: a longer --max-steps continues it
-            if getattr(self, "pending_save", None) is not None:  # an --async-save still being written
+            if self.pending_save is not None:  # an --async-save still being written
                 from llmkit.train.checkpointing import finish_pending_save
 
                 finish_pending_save(self)
         except RuntimeError as error:
             if self.ctx.distributed and collective_timed_out(error):
-                timeout_s = getattr(getattr(cfg, "parallel", None), "timeout_s", 600.0)  # the process group's
-                raise explain_timeout(self.ctx, error, self.state.step + 1, timeout_s) from error
+                raise explain_timeout(self.ctx, error, self.state.step + 1) from error
             raise
         finally:
             log.close()

@@ -13,13 +13,13 @@ evaluator runs like any task; `group_rows` adds the MMLU averages.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
 from llmkit.eval.benchmarks import code, generative
 from llmkit.eval.benchmarks import multiple_choice as mc
-from llmkit.eval.benchmarks.files import SUFFIXES, read_rows, read_split
+from llmkit.eval.benchmarks.files import matching_files, read_rows, read_split
 from llmkit.eval.task_spec import TaskSpec
 
 MC = {"type": "multiple_choice", "prompt": "{query}", "choices": "choices", "gold": "gold", "fewshot_sampler": "lm_eval"}
@@ -40,7 +40,7 @@ class Benchmark:
     keep: Callable[[dict], bool] | None = None  # rows of the file that belong to the split
     keep_fewshot: Callable[[dict], bool] | None = None
     notes: str = ""
-    extra: dict = field(default_factory=dict)
+    labels_file: str | None = None  # labels kept beside the rows in a file of their own (PIQA's release)
 
 
 def _arc(level: str) -> Benchmark:
@@ -63,7 +63,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
               fewshot_files=("train_xl.jsonl", "winogrande_xl/train-*", "train-*")),
     Benchmark("piqa", ("piqa", "PIQA"), ("valid.jsonl", "data/validation-*", "validation-*"),
               mc.piqa_row, MC, fewshot_files=("train.jsonl", "data/train-*", "train-*"),
-              extra={"labels_file": "valid-labels.lst"}),
+              labels_file="valid-labels.lst"),
     Benchmark("boolq", ("boolq", "BoolQ", "super_glue/boolq"),
               ("val.jsonl", "dev.jsonl", "boolq/validation-*", "validation-*"), mc.boolq_row, MC,
               fewshot_files=("train.jsonl", "boolq/train-*", "train-*")),
@@ -149,8 +149,8 @@ def _records(rows: list[dict], convert, what: str) -> list[dict]:
 
 def _split_rows(bench: Benchmark, root: Path, patterns, keep, what: str) -> list[dict]:
     rows = read_split(root, list(patterns), what)
-    if "labels_file" in bench.extra and rows and "label" not in rows[0]:  # PIQA's release: labels on the side
-        labels_path = (root.parent if root.is_file() else root) / bench.extra["labels_file"]
+    if bench.labels_file and rows and "label" not in rows[0]:
+        labels_path = (root.parent if root.is_file() else root) / bench.labels_file
         if not labels_path.is_file():
             raise LlmkitError(f"{what}: the rows carry no labels and {labels_path} (the release's labels file) is missing")
         labels = labels_path.read_text().split()
@@ -212,13 +212,13 @@ def _mmlu(name: str, data: dict[str, str], data_dir: str | None) -> list[TaskSpe
 def _mmlu_split(root: Path, subject: str, split: str, whole: dict) -> list[dict] | None:
     patterns = [f"data/{split}/{subject}_{split}.csv", f"{split}/{subject}_{split}.csv", f"{subject}_{split}.csv",
                 f"{subject}/{split}-*", f"{subject}/{split}.jsonl"]
-    for pattern in patterns:
-        found = sorted(p for p in root.glob(pattern) if p.name.lower().endswith(SUFFIXES)) if root.is_dir() else []
-        if found:
-            fields = mc.MMLU_CSV_FIELDS if pattern.endswith(".csv") else None
-            return [row for path in found for row in read_rows(path, fields)]
+    found = matching_files(root, patterns) if root.is_dir() else []
+    if found:
+        release_csv = found[0].name == f"{subject}_{split}.csv"  # the release's CSVs have no header
+        fields = mc.MMLU_CSV_FIELDS if release_csv else None
+        return [row for path in found for row in read_rows(path, fields)]
     if split not in whole:
-        found = sorted(p for p in root.glob(f"all/{split}-*") if p.name.lower().endswith(SUFFIXES)) if root.is_dir() else []
+        found = matching_files(root, [f"all/{split}-*"]) if root.is_dir() else []
         whole[split] = [row for path in found for row in read_rows(path)]
     rows = [r for r in whole[split] if r.get("subject") == subject]
     return rows or None

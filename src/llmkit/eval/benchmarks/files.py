@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
+from llmkit.eval.task_spec import parse_jsonl
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".jsonl.gz", ".json.gz")
 
@@ -27,7 +28,7 @@ def read_rows(path: str | Path, fieldnames: list[str] | None = None) -> list[dic
     text = raw.decode("utf-8-sig")
     stem = name.removesuffix(".gz")
     if stem.endswith(".jsonl"):
-        return _jsonl(text, path)
+        return parse_jsonl(text, path)
     if stem.endswith(".json"):
         return _json(text, path)
     if stem.endswith((".csv", ".tsv")):
@@ -42,17 +43,6 @@ def _parquet(path: Path) -> list[dict]:
     except ModuleNotFoundError:
         raise LlmkitError(f"reading {path} needs pyarrow: pip install 'llmkit[parquet]'") from None
     return pq.read_table(path).to_pylist()
-
-
-def _jsonl(text: str, path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise LlmkitError(f"{path}:{number}: not JSON ({error.msg}); each line must be one JSON object") from None
-    return rows
 
 
 def _json(text: str, path: Path) -> list[dict]:
@@ -70,17 +60,25 @@ def _json(text: str, path: Path) -> list[dict]:
     return data
 
 
-def find_split(root: Path, patterns: list[str], what: str) -> list[Path]:
-    """The files of one split: the first pattern that matches anything under root (sorted shards)."""
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise LlmkitError(f"{what}: {root} does not exist (give the benchmark's file or its directory)")
+def matching_files(root: Path, patterns: list[str]) -> list[Path]:
+    """The benchmark files matching the first pattern that matches any under root (sorted shards; [] if none)."""
     for pattern in patterns:
         found = sorted(p for p in root.glob(pattern) if p.is_file() and p.name.lower().endswith(SUFFIXES))
         if found:
             return found
-    raise LlmkitError(f"{what}: no file under {root} matches {' or '.join(patterns)}")
+    return []
+
+
+def find_split(root: Path, patterns: list[str], what: str) -> list[Path]:
+    """The files of one split: root itself when it is a file, else matching_files (which must find some)."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise LlmkitError(f"{what}: {root} does not exist (give the benchmark's file or its directory)")
+    found = matching_files(root, patterns)
+    if not found:
+        raise LlmkitError(f"{what}: no file under {root} matches {' or '.join(patterns)}")
+    return found
 
 
 def read_split(root: Path, patterns: list[str], what: str, fieldnames: list[str] | None = None) -> list[dict]:
