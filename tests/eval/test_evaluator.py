@@ -8,7 +8,7 @@ import torch
 
 from llmkit.cli import main
 from llmkit.errors import LlmkitError
-from llmkit.eval import evaluator
+from llmkit.eval import generation
 from llmkit.eval.evaluator import EvalOptions, evaluate_task
 from llmkit.eval.prompting import PromptOptions
 from llmkit.eval.task_spec import TaskSpec, load_task_file
@@ -71,7 +71,7 @@ def test_self_consistency_scores_the_majority_of_sampled_answers(llm, monkeypatc
         seen.update(n=len(prompts) * params.n, temperature=params.temperature, distinct=len({tuple(p) for p in prompts}))
         return [llm.tokenizer.encode(next(scripted), add_special_tokens=False) for _ in range(len(prompts) * params.n)]
 
-    monkeypatch.setattr(evaluator, "generate_ids", fake_generate)
+    monkeypatch.setattr(generation, "generate_ids", fake_generate)
     task = TaskSpec(name="sc", type="generate", records=[{"prompt": "a", "answer": "41"}, {"prompt": "b", "answer": "7"}])
     result = evaluate_task(llm, task, EvalOptions(self_consistency=3, temperature=0.9))
     assert seen == {"n": 6, "temperature": 0.9, "distinct": 2}  # each question sampled 3 times
@@ -119,7 +119,7 @@ def test_evaluate_command_writes_json_and_markdown(tiny_checkpoint, tmp_path):
 
 def test_chat_option_uses_the_template_for_generation(llm, monkeypatch):
     prompts = []
-    monkeypatch.setattr(evaluator, "generate_ids", lambda model, p, *a, **k: prompts.extend(p) or [[] for _ in p])
+    monkeypatch.setattr(generation, "generate_ids", lambda model, p, *a, **k: prompts.extend(p) or [[] for _ in p])
     task = TaskSpec(name="g", type="generate", records=[{"prompt": "hello", "answer": "x"}])
     evaluate_task(llm, task, EvalOptions(prompt=PromptOptions(chat=True)))
     expected = llm.tokenizer.apply_chat_template([{"role": "user", "content": "hello"}], add_generation_prompt=True)
@@ -144,7 +144,7 @@ def test_stopping_at_stop_strings_changes_no_answer(llm, monkeypatch):
         lengths.extend(map(len, out))
         return out
 
-    monkeypatch.setattr(evaluator, "generate_ids", without_stop_strings)
+    monkeypatch.setattr(generation, "generate_ids", without_stop_strings)
     full = [s["output"] for s in evaluate_task(llm, task, EvalOptions())["samples"]]
     assert early == full
     assert max(lengths) > max(map(len, early))  # the full run did generate past the stop strings

@@ -8,7 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from llmkit.decode.sampling_params import SamplingParams
-from llmkit.eval.evaluator import generate_texts
+from llmkit.eval.generation import generate_texts
 from llmkit.eval.prompting import build_context
 from llmkit.eval.sandbox import SandboxLimits, pass_at_k, run_program
 from llmkit.eval.task_spec import TaskSpec

@@ -25,9 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from llmkit.decode.generate import generate_ids
 from llmkit.decode.sampling_params import SamplingParams
-from llmkit.decode.stops import cut_at_stops
+from llmkit.eval.generation import generate_texts, progress_bar
 from llmkit.eval.loglikelihood import (
     continuation_loglikelihoods,
     encode_pair,
@@ -68,12 +67,6 @@ class EvalOptions:
     code_timeout: float = 10.0  # code tasks: seconds each program may run
 
 
-def _bar(task: TaskSpec, options: EvalOptions, total: int | None, unit: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=task.name, unit=unit, leave=False, disable=not options.progress)
-
-
 def _mean_and_stderr(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -89,15 +82,11 @@ def _summarise(per_example: dict[str, list[float]]) -> tuple[dict, dict]:
     return metrics, stderr
 
 
-def _encode(tokenizer, text: str, chat: bool) -> list[int]:
-    return tokenizer.encode(text, add_special_tokens=not chat)  # a chat template writes its own BOS
-
-
 def _perplexity(llm, task: TaskSpec, records: list[dict], options: EvalOptions) -> dict:
     tokenizer = llm.tokenizer
     texts = [str(r[task.text_field]) for r in records]
     prefix = tokenizer.bos_id if tokenizer.bos_id is not None else tokenizer.eos_id
-    with _bar(task, options, None, "window") as bar:
+    with progress_bar(task, options, None, "window") as bar:
         scored = rolling_loglikelihoods(llm.model, [tokenizer.encode(t, add_special_tokens=False) for t in texts],
                                         prefix, options.stride, options.batch_size, progress=bar.update)
     logprob, tokens = sum(s for s, _ in scored), sum(n for _, n in scored)
@@ -131,7 +120,7 @@ def _multiple_choice(llm, task: TaskSpec, records: list[dict], options: EvalOpti
         choices = task.choice_texts(record)
         spans.append((len(requests), choices))
         requests += _choice_requests(llm, task, record, index, options, transform)
-    with _bar(task, options, len(requests), "choice") as bar:
+    with progress_bar(task, options, len(requests), "choice") as bar:
         scores = [ll for ll, _ in continuation_loglikelihoods(llm.model, requests, options.batch_size,
                                                               progress=bar.update)]
     per_example, samples = {"acc": []} if task.multiple_input else {"acc": [], "acc_norm": []}, []
@@ -159,22 +148,6 @@ def _vote(answers: list[str]) -> str:
     normalised = [squad_normalise(a) for a in answers]
     winner = Counter(normalised).most_common(1)[0][0]
     return answers[normalised.index(winner)]
-
-
-def generate_texts(llm, task: TaskSpec, contexts: list[str], params: SamplingParams, max_new: int,
-                   options: EvalOptions) -> list[list[str]]:
-    """params.n continuations of each context, cut at params.stop, in batches of about
-    options.batch_size sequences (with a progress bar)."""
-    tokenizer, n = llm.tokenizer, params.n
-    prompts = [_encode(tokenizer, c, options.prompt.chat) for c in contexts]
-    per_batch, outputs = max(1, options.batch_size // n), []
-    with _bar(task, options, len(prompts) * n, "sample") as bar:
-        for start in range(0, len(prompts), per_batch):
-            batch = prompts[start: start + per_batch]
-            outputs += generate_ids(llm.model, batch, max_new, params, llm.stop_ids, tokenizer)
-            bar.update(len(batch) * n)
-    texts = [cut_at_stops(tokenizer.decode(out), params.stop) for out in outputs]
-    return [texts[i * n: (i + 1) * n] for i in range(len(prompts))]
 
 
 def _generate(llm, task: TaskSpec, records: list[dict], options: EvalOptions, transform) -> dict:
