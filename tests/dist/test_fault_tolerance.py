@@ -42,17 +42,13 @@ def uninterrupted(prepared_data, tmp_path_factory):
     return losses(out)
 
 
-@pytest.mark.xfail(strict=False, reason="the restarted gloo group sometimes connects to a stale peer address of the "
-                   "killed attempt (connectFullMesh: connection refused) until the restarts run out: 2 of 5 cases in "
-                   "one fresh-clone CI run on 2026-12-02, 0 of 5 in two others; to fix by giving each attempt its own "
-                   "store prefix")
 @pytest.mark.parametrize("phase,step,flags", [("forward", 5, []), ("backward", 5, []), ("optimizer", 5, []),
                                               ("checkpoint", 6, []), ("checkpoint", 6, ["--async-save"])])
 def test_a_killed_rank_restarts_from_the_newest_complete_checkpoint(phase, step, flags, prepared_data, uninterrupted,
                                                                    tmp_path):
-    # A restarted gloo group sometimes fails to connect on its first try (a peer of the killed
-    # attempt is still closing); a 30 s process-group timeout turns that into one more restart
-    # instead of a 10-minute wait.
+    # Each restart attempt has its own store prefix (llmkit.dist.context), so a restarted group never
+    # reads a killed attempt's peer address; should a connection still fail, the 30 s process-group
+    # timeout turns that into one more restart instead of a 10-minute wait.
     out = tmp_path / "run"
     env = os.environ | {"LLMKIT_FAULT": f"1:{step}:{phase}"}
     done = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node", "2", "--max-restarts", "6",

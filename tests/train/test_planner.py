@@ -50,5 +50,21 @@ def test_plan_cli(capsys):
                  "--gpu-memory-gb", "80", "--tokens", "1e12"]) == 0
     out = capsys.readouterr().out
     assert "ZeRO-3" in out and "recommended" in out and "KV cache 128.0 KiB/token" in out
-    assert "PP2 x" not in out  # only what the trainer runs (pipeline x data parallel does not yet)
+    assert "PP2 x TP2 x ZeRO-3" in out and "ZeRO-1" in out  # 3-D and ZeRO-1 run now, so they are listed
     assert "run it: torchrun --standalone --nproc_per_node 8 -m llmkit pretrain --model llama-3-8b" in out
+
+
+def test_every_listed_strategy_maps_to_flags_the_pretrain_config_accepts():
+    from llmkit.config import parse_with_config
+    from llmkit.dist.context import resolve_degrees
+    from llmkit.train.config import PretrainConfig
+    from llmkit.train.planner import launch_flags, standard_strategies
+
+    for devices in (2, 4, 8, 16):
+        for strategy in standard_strategies(devices):
+            if "LoRA" in strategy.name:
+                continue  # finetune methods, not pretrain flags
+            cfg = parse_with_config(PretrainConfig, ["--data", "d", *launch_flags(strategy)], "pretrain")
+            degrees = resolve_degrees(cfg.parallel, devices)
+            assert (degrees["pp"], degrees["tp"]) == (strategy.pp, strategy.tp), strategy
+            assert degrees["dp_replicate"] * degrees["dp_shard"] == strategy.dp, strategy

@@ -15,8 +15,10 @@ class ParallelConfig:
     tp: int = 1  # tensor parallel (DTensor)
     sequence_parallel: bool = False  # with tp: norms and residuals sharded along the sequence
     pp: int = 1  # pipeline stages
-    pp_schedule: Literal["gpipe", "1f1b"] = "1f1b"
+    # gpipe | 1f1b | interleaved_1f1b | zero_bubble | zbv (see llmkit.dist.pipeline_schedules)
+    pp_schedule: Literal["gpipe", "1f1b", "interleaved_1f1b", "zero_bubble", "zbv"] = "1f1b"
     pp_microbatches: int = 4
+    pp_stages_per_rank: int = 0  # virtual stages per rank; 0: the schedule's own (1, or 2 when interleaved)
     reshard_after_forward: bool = True  # False keeps parameters gathered until backward (ZeRO-2 style)
     zero1: bool = False  # with DDP (dp_replicate N, dp_shard 1): optimizer states sharded over the replicas
     cpu_offload: bool = False  # FSDP2 parameter/optimizer offload (needs an accelerator)

@@ -90,14 +90,24 @@ def init_distributed(cfg: ParallelConfig, device_preference: str = "auto") -> Di
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(seconds=cfg.timeout_s))
+        timeout = datetime.timedelta(seconds=cfg.timeout_s)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout,
+                                store=_attempt_store(rank, world_size, timeout), rank=rank, world_size=world_size)
     from torch.distributed.device_mesh import init_device_mesh
 
     names = tuple(degrees)
     mesh = init_device_mesh(device.type, tuple(degrees[n] for n in names), mesh_dim_names=names)
     return DistContext(rank=rank, world_size=world_size, device=device, mesh=mesh, degrees=degrees,
                        timeout_s=cfg.timeout_s)
+
+
+def _attempt_store(rank: int, world_size: int, timeout: datetime.timedelta):
+    """torchrun's store (MASTER_ADDR/PORT) under a prefix per restart attempt. The keys a process
+    group writes (each rank's gloo address, say) keep their names across `--max-restarts`
+    attempts; without the prefix a restarted rank could read the address of a killed
+    attempt's peer and fail to connect (seen in about one restart in ten)."""
+    store, _, _ = next(dist.rendezvous("env://", rank, world_size, timeout=timeout))
+    return dist.PrefixStore(f"llmkit/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/", store)
 
 
 def shutdown(synchronize: bool = False) -> None:

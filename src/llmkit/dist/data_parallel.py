@@ -8,7 +8,9 @@
   replicated (all-reduce) across groups. cpu_offload keeps parameters and optimizer state in host
   memory (FSDP2 needs an accelerator for that).
 - dp_shard == 1, dp_replicate > 1: DDP (parameters replicated, gradients all-reduced in buckets
-  overlapped with backward).
+  overlapped with backward). A pipeline stage, which runs one backward per micro-batch, replicates
+  through FSDP2 instead (HSDP with shards of one: the same all-reduce), as torchtitan does: DDP's
+  bucket rebuilding asserts on it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from llmkit.dist.context import DistContext
-from llmkit.dist.stacks import model_stacks
+from llmkit.dist.stacks import all_blocks
 from llmkit.errors import LlmkitError
 from llmkit.dist.config import ParallelConfig
 
@@ -30,11 +32,6 @@ class DDP(DistributedDataParallel):
         return self.module.cfg
 
 
-def _blocks(model: nn.Module):
-    for stack in model_stacks(model):
-        yield from stack.layers
-
-
 def fsdp_options(cfg: ParallelConfig, mesh) -> dict:
     from torch.distributed.fsdp import CPUOffloadPolicy
 
@@ -44,8 +41,8 @@ def fsdp_options(cfg: ParallelConfig, mesh) -> dict:
     return options
 
 
-def apply_data_parallel(model: nn.Module, cfg: ParallelConfig, ctx: DistContext) -> nn.Module:
-    if ctx.degree("dp_shard") == 1:
+def apply_data_parallel(model: nn.Module, cfg: ParallelConfig, ctx: DistContext, pipeline_stage: bool = False) -> nn.Module:
+    if ctx.degree("dp_shard") == 1 and not pipeline_stage:
         group = ctx.mesh["dp_replicate"].get_group()
         return DDP(model, process_group=group, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     from torch.distributed.fsdp import fully_shard
@@ -55,7 +52,7 @@ def apply_data_parallel(model: nn.Module, cfg: ParallelConfig, ctx: DistContext)
                           "computes on the GPU; on a CPU-only run the parameters are in host memory already")
     mesh = ctx.mesh["dp_shard"] if ctx.degree("dp_replicate") == 1 else ctx.mesh["dp_replicate", "dp_shard"]
     options = fsdp_options(cfg, mesh)
-    for block in _blocks(model):
+    for block in all_blocks(model):
         fully_shard(block, **options)
     fully_shard(model, **options)  # embeddings, final norm and head; also the root of prefetching
     return model

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from llmkit.dist.stacks import model_stacks
+from llmkit.dist.stacks import all_blocks
 from llmkit.errors import LlmkitError
 
 BLOCK_PLAN = {
@@ -42,12 +42,11 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh, sequence_parallel: bool = F
         raise LlmkitError(f"--parallel.tp {size} must divide n_head={cfg.n_head}, n_kv_head={cfg.n_kv_head} "
                           f"and d_ff={cfg.d_ff}")
     styles = _styles()
-    for stack in model_stacks(model):
-        for block in stack.layers:
-            plan = {name: styles[style]() for name, style in BLOCK_PLAN.items() if _has(block, name)}
-            if sequence_parallel:
-                plan |= _sequence_parallel_block_plan()
-            parallelize_module(block, tp_mesh, plan)  # attention reads its head counts off the sharded projections
+    for block in all_blocks(model):
+        plan = {name: styles[style]() for name, style in BLOCK_PLAN.items() if _has(block, name)}
+        if sequence_parallel:
+            plan |= _sequence_parallel_block_plan()
+        parallelize_module(block, tp_mesh, plan)  # attention reads its head counts off the sharded projections
     if sequence_parallel:
         parallelize_module(model, tp_mesh, _sequence_parallel_model_plan())
 

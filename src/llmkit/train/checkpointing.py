@@ -38,6 +38,17 @@ warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavai
 WRAPPER_PARTS = re.compile(r"(_orig_mod\.|_checkpoint_wrapped_module\.)")  # torch.compile and AC wrappers
 
 
+# Optimizer states and hyper-parameters keyed by parameter name, not by position in param_groups: a
+# pipeline stage's groups differ from its neighbour's, and tensor/data parallel runs group parameters
+# by device mesh, so only names survive a change of layout (e.g. 3-D parallel -> one process).
+FLAT_OPTIMIZER = StateDictOptions(flatten_optimizer_state_dict=True)
+
+
+def _flat_optimizer_layout(metadata) -> bool:
+    """False for checkpoints written before FLAT_OPTIMIZER (param_groups stored as a list)."""
+    return not any(re.match(r"optim\.param_groups\.\d+\.params", key) for key in metadata.state_dict_metadata)
+
+
 def full_model_state(model, every_rank: bool = False) -> dict[str, torch.Tensor]:
     """The unsharded state dict in llmkit names (collective: every rank must call it). By default
     only rank 0 receives the tensors (cpu_offload); `every_rank` gives each rank its own."""
@@ -111,7 +122,7 @@ def save_training_checkpoint(trainer, step: int, tokenizer, export: bool = True)
             torch.save(trainer.optimizer.state_dict(), tmp / ZERO1_FILE)
         dcp.save({"model": get_model_state_dict(trainer.model)}, checkpoint_id=str(tmp / "dcp"))
     else:
-        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
+        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer, options=FLAT_OPTIMIZER)
         state = {"model": model_state, "optim": optim_state}
         if background:  # the state is staged (copied) now; the shards are written by a background thread
             future = dcp.async_save(state, checkpoint_id=str(tmp / "dcp"), process_group=_checkpoint_group(ctx))
@@ -177,14 +188,20 @@ def load_training_checkpoint(trainer, path: Path) -> None:
     metadata_file = path / "dcp" / ".metadata"
     if not metadata_file.is_file():
         raise LlmkitError(f"{path} has no dcp/.metadata: the checkpoint is incomplete; resume from another step")
-    read_dcp_metadata(metadata_file.read_bytes(), str(metadata_file))  # a clear error before DCP wraps it
+    metadata = read_dcp_metadata(metadata_file.read_bytes(), str(metadata_file))  # a clear error before DCP wraps it
     if is_zero1(trainer.optimizer):
         _load_zero1(trainer, path)
     else:
-        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer)
+        options = FLAT_OPTIMIZER if _flat_optimizer_layout(metadata) else StateDictOptions()
+        model_state, optim_state = get_state_dict(trainer.model, trainer.optimizer, options=options)
         state = {"model": model_state, "optim": optim_state}
         dcp.load(state, storage_reader=SafeFileSystemReader(path / "dcp"), planner=SafeLoadPlanner())
-        set_state_dict(trainer.model, trainer.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        # the kernel choice (fused for plain tensors, foreach for DTensors) is this layout's, not the saver's
+        kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in trainer.optimizer.param_groups]
+        set_state_dict(trainer.model, trainer.optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                       options=options)
+        for group, kernel in zip(trainer.optimizer.param_groups, kernels):
+            group.update(kernel)
     trainer.load_state_dict(saved)
     load_rng(path, trainer.ctx.rank)
     if not weights_finite(trainer):

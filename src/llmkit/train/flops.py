@@ -17,10 +17,12 @@ KNOWN_PEAKS = {("H100", torch.bfloat16): 989e12, ("H100", torch.float32): 67e12,
                ("H200", torch.bfloat16): 989e12, ("A100", torch.bfloat16): 312e12, ("A100", torch.float32): 19.5e12}
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
+def flops_per_token(model: torch.nn.Module, seq_len: int, parameter_count: int | None = None) -> float:
+    """Training FLOPs per token position; `parameter_count`: the whole model's, where `model` is one
+    pipeline rank's share of it."""
     cfg = model.cfg
     embedding = cfg.vocab_size * cfg.d_model + (cfg.max_seq_len * cfg.d_model if cfg.position == "learned" else 0)
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count or sum(p.numel() for p in model.parameters())
     if cfg.tie_embeddings:
         params += cfg.vocab_size * cfg.d_model  # the tied head still multiplies
     dense = params - embedding

@@ -83,8 +83,8 @@ def memory_per_device(cfg: ModelConfig, s: Strategy, seq_len: int, micro_batch: 
 
 
 def standard_strategies(devices: int) -> list[Strategy]:
-    """The strategies `llmkit pretrain` runs (each maps to flags: `launch_flags`). Pipeline x data
-    parallel is not offered: the trainer cannot run it yet."""
+    """The strategies `llmkit pretrain` runs (each maps to flags: `launch_flags`), pipeline stages
+    alone or composed with FSDP and tensor parallelism (3-D, one mesh)."""
     out = [Strategy("DDP", dp=devices)]
     out += [Strategy(f"ZeRO-{z}", dp=devices, zero=z) for z in (1, 2, 3)]
     out += [Strategy("ZeRO-3 + AC", dp=devices, zero=3, activation_checkpointing=True),
@@ -93,8 +93,16 @@ def standard_strategies(devices: int) -> list[Strategy]:
         if devices % tp == 0 and tp <= devices:
             out.append(Strategy(f"TP{tp} x ZeRO-3 + AC", dp=devices // tp, zero=3, tp=tp, activation_checkpointing=True))
     for pp in (2, 4, 8):
-        if pp == devices:  # pipeline stages alone (combined with data parallelism it does not run yet)
+        if devices % pp or pp > devices:
+            continue
+        dp = devices // pp
+        if dp == 1:
             out.append(Strategy(f"PP{pp} + AC", pp=pp, activation_checkpointing=True))
+            continue
+        out.append(Strategy(f"PP{pp} x ZeRO-3 + AC", dp=dp, zero=3, pp=pp, activation_checkpointing=True))
+        if dp % 2 == 0 and dp >= 4:  # 3-D: pipeline x tensor x data parallel
+            out.append(Strategy(f"PP{pp} x TP2 x ZeRO-3 + AC", dp=dp // 2, zero=3, tp=2, pp=pp,
+                                activation_checkpointing=True))
     out += [Strategy("LoRA (r=16) + ZeRO-3", dp=devices, zero=3, trainable_fraction=0.005),
             Strategy("QLoRA (NF4) + ZeRO-3", dp=devices, zero=3, trainable_fraction=0.005, weight_bytes=0.55)]
     return out
@@ -103,7 +111,8 @@ def standard_strategies(devices: int) -> list[Strategy]:
 def launch_flags(s: Strategy) -> list[str]:
     """`llmkit pretrain` flags that run strategy s (LoRA/QLoRA rows are `llmkit finetune` methods)."""
     if s.pp > 1:
-        flags = ["--parallel.pp", str(s.pp), "--parallel.dp_shard", "1"]
+        flags = ["--parallel.pp", str(s.pp)] + (["--parallel.tp", str(s.tp)] if s.tp > 1 else [])
+        flags += ["--parallel.dp_shard", "-1" if s.dp > 1 else "1"]
     elif s.zero <= 1:  # DDP; ZeRO-1 shards the optimizer states over its replicas
         flags = ["--parallel.dp_replicate", str(s.dp), "--parallel.dp_shard", "1"] + (["--parallel.zero1"] if s.zero else [])
     else:

@@ -42,14 +42,22 @@ def resolve_model_config(spec: str, tokenizer: Tokenizer, announce) -> ModelConf
 
 def build_training_model(cfg: ShardTrainingConfig, model_cfg: ModelConfig, ctx: DistContext, transform=None):
     """Same seed on every rank gives identical initial weights; `transform` (QAT's fake quantization)
-    swaps modules before parallelism wraps them, which then shards them."""
+    swaps modules before parallelism wraps them, which then shards them. With pipeline stages the
+    model is returned whole: each rank's stages are cut first and parallelized one by one."""
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg, device=ctx.device)
     if cfg.init_from:
         _load_weights(model, cfg.init_from)
     if transform is not None:
         transform(model)
-    return parallelize(model, ctx, cfg.parallel, cfg.activation_checkpointing, cfg.ac_every, cfg.compile)
+    if ctx.degree("pp") > 1:
+        return model
+    return _parallelize(model, cfg, ctx)
+
+
+def _parallelize(model, cfg: ShardTrainingConfig, ctx: DistContext, pipeline_stage: bool = False):
+    return parallelize(model, ctx, cfg.parallel, cfg.activation_checkpointing, cfg.ac_every, cfg.compile,
+                       pipeline_stage)
 
 
 def _load_weights(model, checkpoint_dir: str) -> None:
@@ -80,13 +88,25 @@ def make_loaders(cfg: ShardTrainingConfig, ctx: DistContext, with_val: bool):
 def _pipeline(model, cfg: ShardTrainingConfig, ctx: DistContext, objective_name: str):
     from llmkit.dist.pipeline import PipelineRunner
 
-    if objective_name != "clm" or cfg.batch.grad_accum != 1 or ctx.dp_size > 1 or ctx.degree("tp") > 1:
-        raise LlmkitError("pipeline parallelism runs the clm objective with --batch.grad_accum 1 (its "
-                          "micro-batches are --parallel.pp_microbatches) and without data or tensor parallelism")
+    if objective_name not in PIPELINE_OBJECTIVES or cfg.batch.grad_accum != 1:
+        raise LlmkitError(f"pipeline parallelism runs the {', '.join(PIPELINE_OBJECTIVES)} objectives (fixed-shape "
+                          "batches) with --batch.grad_accum 1 (its micro-batches are --parallel.pp_microbatches)")
+    if cfg.parallel.sequence_parallel:
+        raise LlmkitError("--parallel.sequence_parallel does not combine with --parallel.pp (stages would pass "
+                          "sequence shards and lose the positions); use tensor parallelism without it")
+    if cfg.parallel.zero1:
+        raise LlmkitError("--parallel.zero1 does not combine with --parallel.pp; use FSDP (--parallel.dp_shard N)")
     if cfg.batch.batch_size % cfg.parallel.pp_microbatches:
         raise LlmkitError(f"--batch.batch_size {cfg.batch.batch_size} must divide into "
                           f"--parallel.pp_microbatches {cfg.parallel.pp_microbatches}")
-    return PipelineRunner(model, ctx, cfg.parallel.pp_schedule, cfg.parallel.pp_microbatches, IGNORE_INDEX)
+    return PipelineRunner(model, ctx, cfg.parallel.pp_schedule, cfg.parallel.pp_microbatches,
+                          cfg.parallel.pp_stages_per_rank, lambda stage: _parallelize(stage, cfg, ctx, True), IGNORE_INDEX)
+
+
+# Objectives whose batches keep one shape (pipeline stages fix their buffers at the first step) and
+# carry only tokens and prefix lengths between stages. Not: span_corruption (an encoder-decoder),
+# blank_infilling (rows padded to each batch's longest).
+PIPELINE_OBJECTIVES = ("clm", "prefix_lm", "mlm")
 
 
 def _has_val(data_dir: str) -> bool:
@@ -123,6 +143,9 @@ def train_on_shards(cfg: ShardTrainingConfig, make_objective, objective_name: st
     if ctx.degree("pp") > 1:
         pipeline = _pipeline(model, cfg, ctx, objective_name)
         model = pipeline.module
+        announce(f"pipeline: {pipeline.n_stages} stages, schedule {cfg.parallel.pp_schedule}, "
+                 f"{cfg.parallel.pp_microbatches} micro-batches; bubble fraction {pipeline.bubble:.3f} "
+                 "(the schedule's idle share with equal forward/backward times)")
     train_loader, val_factory = make_loaders(cfg, ctx, with_val=_has_val(cfg.data) and pipeline is None)
     trainer = Trainer(model, objective, cfg, train_loader, ctx, out, val_factory, pipeline=pipeline)
     resume_from = resume(trainer, cfg.resume, announce)
@@ -141,7 +164,7 @@ def train_on_shards(cfg: ShardTrainingConfig, make_objective, objective_name: st
     summary = {"steps": state.step, "skipped_steps": state.skipped_steps, "tokens": state.tokens_seen,
                "final_loss": state.losses[-1] if state.losses else None, "seconds": time.perf_counter() - started,
                "checkpoint_wait_s": trainer.checkpoint_wait_s,
-               **final_eval}
+               **({"pipeline_bubble_fraction": pipeline.bubble} if pipeline is not None else {}), **final_eval}
     if ctx.is_main:
         plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
         write_json(out / "summary.json", summary)  # atomic, like every other output

@@ -124,7 +124,8 @@ class Trainer:
         self.checkpoint_wait_s = 0.0  # time the loop spent waiting on checkpoint saves
         self.base_model = model.module if hasattr(model, "module") else model
         self.nominal_positions = cfg.batch.batch_size * cfg.batch.seq_len * cfg.batch.grad_accum * ctx.dp_size
-        self.flops_per_position = flops_per_token(self.base_model, cfg.batch.seq_len)
+        self.flops_per_position = flops_per_token(self.base_model, cfg.batch.seq_len,
+                                                  getattr(pipeline, "parameter_count", None))
         # MFU against the ceiling of the precision the matmuls run in (bf16 autocast: the bf16 units)
         matmul_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision, torch.float32)
         self.peak = (cfg.peak_flops or measured_peak(ctx.device.type, matmul_dtype)) * ctx.world_size
@@ -164,7 +165,8 @@ class Trainer:
             loss_sum += loss.item()
         if self.pipeline is not None:
             loss_sum = self.pipeline.step(micro[0], total_tokens)  # only last-stage ranks hold a loss
-        replicas = 1 if self.pipeline is not None else self.ctx.degree("pp") * self.ctx.degree("tp")
+        # ranks that hold the same loss: a replica's tp ranks (and its pp ranks, without a pipeline)
+        replicas = self.ctx.degree("tp") * (1 if self.pipeline is not None else self.ctx.degree("pp"))
         mean_loss = self.ctx.sum(loss_sum) / replicas / max(total_tokens, 1)
         lr = cfg.optim.lr * lr_multiplier(step, self.state.total_steps, cfg.schedule)
         record = {"step": step + 1, "loss": mean_loss, "lr": lr, "tokens": int(total_tokens),
