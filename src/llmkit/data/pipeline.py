@@ -61,7 +61,8 @@ class UnitJob:
 def _source(job: UnitJob, errors: list[InputError]) -> Iterator[tuple[dict, str]]:
     if job.stage.index == 0:
         for record in read_unit(job.unit, job.text_field, errors):
-            yield record, record[job.text_field]
+            # a web page's HTML is not carried along (html_extract turns it into the text)
+            yield record, record.pop(job.text_field) if record.get("format") == "html" else record[job.text_field]
     else:
         yield from read_stage_records(stage_dir(job.work, job.stage.index - 1) / f"unit{job.unit.index:05d}.jsonl")
 
@@ -88,7 +89,7 @@ def run_stage_unit(job: UnitJob) -> None:
         for record, text in _source(job, errors):
             for i, (fn, step_stats) in enumerate(zip(appliers, stats)):
                 started = time.perf_counter()
-                new_text, reason = fn(text)
+                new_text, reason = fn(text, record) if getattr(fn, "reads_record", False) else fn(text)
                 timings[i] += time.perf_counter() - started
                 step_stats.record(text, new_text, reason)
                 if new_text is None:

@@ -1,4 +1,5 @@
-"""Input readers: .txt, .jsonl (plain, .gz, .zst) and .parquet files, directories and globs,
+"""Input readers: .txt, .jsonl (plain, .gz, .zst), .parquet and WARC/WET (plain or .gz; see
+llmkit.data.warc) files, directories and globs,
 split into deterministic work units so that workers, tasks and resumed runs all see the same
 split.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from llmkit.data.warc import is_warc, read_warc
 from llmkit.errors import LlmkitError
 
 LINE_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -66,13 +68,14 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
         raise LlmkitError(f"no input files found in {', '.join(patterns)}")
     unsupported = [str(p) for p in unique if not _readable_kind(p)]
     if unsupported:
-        raise LlmkitError(f"unsupported input type: {unsupported[0]} (use .txt, .jsonl[.gz|.zst] or .parquet)")
+        raise LlmkitError(f"unsupported input type: {unsupported[0]} (use .txt, .jsonl[.gz|.zst], .parquet or "
+                          ".warc[.gz]/.wet[.gz])")
     return unique
 
 
 def _readable_kind(path: Path) -> bool:
     name = path.name.removesuffix(".gz").removesuffix(".zst")
-    return name.endswith(LINE_SUFFIXES + TEXT_SUFFIXES + (".parquet",))
+    return name.endswith(LINE_SUFFIXES + TEXT_SUFFIXES + (".parquet",)) or is_warc(path)
 
 
 def plan_units(files: list[Path], unit_bytes: int) -> list[WorkUnit]:
@@ -88,7 +91,7 @@ def _ranges(path: Path, unit_bytes: int) -> list[tuple[int, int | None]]:
         import pyarrow.parquet as pq
 
         return [(g, g + 1) for g in range(pq.ParquetFile(path).num_row_groups)] or [(0, 1)]
-    if path.suffix in COMPRESSED or path.suffix in TEXT_SUFFIXES:
+    if path.suffix in COMPRESSED or path.suffix in TEXT_SUFFIXES or is_warc(path):
         return [(0, None)]
     size = path.stat().st_size
     return [(start, min(start + unit_bytes, size)) for start in range(0, max(size, 1), unit_bytes)]
@@ -100,6 +103,8 @@ def read_unit(unit: WorkUnit, text_field: str, errors: list[InputError]) -> Iter
     try:
         if path.suffix == ".parquet":
             yield from _read_parquet(path, unit.start, text_field, errors)
+        elif is_warc(path):
+            yield from read_warc(path, text_field, lambda where, message: errors.append(InputError(where, message)))
         elif path.suffix in TEXT_SUFFIXES:
             if path.stat().st_size > MAX_DOCUMENT_BYTES:
                 errors.append(InputError(str(path), _too_long(path.stat().st_size)))

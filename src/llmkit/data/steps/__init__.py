@@ -9,6 +9,8 @@ import importlib
 from llmkit.errors import LlmkitError
 
 STEPS: dict[str, str] = {
+    "html_extract": "llmkit.data.steps.web:HtmlExtract",
+    "url_filter": "llmkit.data.steps.web:UrlFilter",
     "normalize": "llmkit.data.steps.normalize:Normalize",
     "language": "llmkit.data.steps.language:LanguageFilter",
     "gopher": "llmkit.data.steps.quality:GopherFilter",
@@ -23,7 +25,8 @@ STEPS: dict[str, str] = {
     "tokenize": "llmkit.tokenizer.pack:Tokenize",
 }
 # What runs when no --steps/--config says otherwise; classifier and perplexity need a model first.
-DEFAULT_STEPS = ["normalize", "language", "gopher", "c4", "toxicity", "exact_dedup", "near_dedup", "pii",
+# html_extract and url_filter pass records that are not web pages unchanged.
+DEFAULT_STEPS = ["html_extract", "url_filter", "normalize", "language", "gopher", "c4", "toxicity", "exact_dedup", "near_dedup", "pii",
                  "decontaminate", "tokenize"]
 
 

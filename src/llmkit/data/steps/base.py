@@ -34,6 +34,7 @@ class Step:
     name: ClassVar[str]
     scope: ClassVar[str] = "document"
     Options: ClassVar[type] = NoOptions
+    reads_record: ClassVar[bool] = False  # True: called as step(text, record) (the record's metadata: url, ...)
 
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()

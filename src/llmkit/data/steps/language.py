@@ -1,6 +1,11 @@
 """A lightweight language identifier with no model download: the script of the letters decides
 non-Latin languages; among Latin-script languages, the share of each language's most frequent
-function words does (the stop-word method of Grefenstette 1995)."""
+function words does (the stop-word method of Grefenstette 1995).
+
+Source code is not scored: code lines (llmkit.data.steps.code_lines) are set aside first, so a
+docstring or README keeps its prose's language, and a document that is mostly code is "code".
+Single-letter words do not vote (a, e, i, y are stop words of several languages and, in code and
+formulas, variable names); nor do words inside identifiers (snake_case, dotted.names)."""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ import re
 from dataclasses import dataclass, field
 
 from llmkit.data.steps.base import Result, Step, drop, keep
+from llmkit.data.steps.code_lines import mostly_code, split_code
 
 STOP_WORDS = {
-    "en": "the of and to a in is it that for on with as was by be are this not or from at which an have but you they his all were can has its if will",
+    # English also lists the function words of technical prose (into, when, each, should, ...): API
+    # documentation has few of the classic ones
+    "en": "the of and to in is it that for on with as was by be are this not or from at which an have but you they "
+          "his all were can has its if will into when then than each only also should must may does how more any "
+          "one out we your our there these those what",
     "de": "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es an werden aus er hat dass sie nach wird bei einer um",
     "fr": "le de la et les des en un du une que est pour qui dans par sur au pas plus il ne se ce avec sont ou aux elle son mais nous vous",
     "es": "de la que el en y a los se del las un por con no una su para es al lo como más pero sus le ya o fue este ha sí porque esta entre",
@@ -23,12 +33,16 @@ SCRIPTS = [  # (language or script code, regex of its letters)
     ("ru", r"[\u0400-\u04ff]"), ("ar", r"[\u0600-\u06ff]"), ("el", r"[\u0370-\u03ff]"),
     ("he", r"[\u0590-\u05ff]"), ("hi", r"[\u0900-\u097f]"), ("th", r"[\u0e00-\u0e7f]"),
 ]
-WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+WORD = re.compile(r"(?<![\w.])[^\W\d_]{2,}(?![\w(]|\.\w)", re.UNICODE)  # whole words, not identifier parts
 
 
 def identify(text: str) -> tuple[str, float]:
-    """(language code, score in [0, 1]); "unknown" when there are no letters to go on."""
+    """(language code, score in [0, 1]); "code" for mostly source code; "unknown" when there are no
+    letters to go on."""
     sample = text[:5000]
+    if mostly_code(sample, share=0.7):
+        return "code", 1.0
+    sample = "\n".join(split_code(sample)[0])
     letters = sum(ch.isalpha() for ch in sample)
     if not letters:
         return "unknown", 0.0
@@ -51,6 +65,7 @@ _VOCABS = {lang: frozenset(words.split()) for lang, words in STOP_WORDS.items()}
 class LanguageOptions:
     languages: list[str] = field(default_factory=lambda: ["en"])
     min_score: float = 0.15  # Latin-script score: share of tokens that are the language's stop words
+    keep_code: bool = True  # keep documents that are mostly source code (identified as "code")
 
 
 class LanguageFilter(Step):
@@ -61,6 +76,8 @@ class LanguageFilter(Step):
 
     def __call__(self, text: str) -> Result:
         language, score = identify(text)
+        if language == "code" and self.options.keep_code:
+            return keep(text)
         if language not in self.options.languages:
             return drop(f"language_{language}")
         return keep(text) if score >= self.options.min_score else drop("language_low_score")

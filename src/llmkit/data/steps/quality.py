@@ -5,6 +5,11 @@ length, symbols, bullets and ellipses, alphabetic words and stop words; repetiti
 duplicate line/paragraph fractions and top/duplicated n-gram character fractions.
 C4 (Raffel et al. 2020, arXiv 1910.10683): line-level cleaning (terminal punctuation, short lines,
 javascript and policy lines) and document rules (lorem ipsum, curly braces, bad words, sentences).
+
+Both rule sets were written for prose and remove source code (braces, symbols, lines without
+terminal punctuation). With `keep_code` (for code-bearing corpora: documentation, Q&A, READMEs),
+code lines (llmkit.data.steps.code_lines) are kept as they are and the rules measure the prose
+lines only; a document that is mostly code is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from llmkit.data.steps.base import Result, Step, drop, keep, words
+from llmkit.data.steps.code_lines import code_flags, mostly_code, split_code
 from llmkit.data.steps.wordlists import BAD_WORDS, load_word_list
 
 BULLETS = ("•", "-", "*", "‣", "●", "▪", "◦", "–")
@@ -38,6 +44,7 @@ class GopherOptions:
     max_top_ngram_char_frac: dict[int, float] = field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
     max_dup_ngram_char_frac: dict[int, float] = field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+    keep_code: bool = False  # measure the prose lines only; keep documents that are mostly code
 
 
 def _duplicates(parts: list[str]) -> tuple[float, float]:
@@ -77,7 +84,12 @@ class GopherFilter(Step):
     Options = GopherOptions
 
     def __call__(self, text: str) -> Result:
-        reason = self.quality_reason(text) or self.repetition_reason(text)
+        measured = text
+        if self.options.keep_code:
+            if mostly_code(text):
+                return keep(text)
+            measured = "\n".join(split_code(text)[0])
+        reason = self.quality_reason(measured) or self.repetition_reason(measured)
         return drop(reason) if reason else keep(text)
 
     def quality_reason(self, text: str) -> str | None:
@@ -130,6 +142,7 @@ class C4Options:
     filter_curly_brace: bool = True
     remove_policy_lines: bool = True
     bad_words_file: str | None = None  # one word per line; replaces the built-in list
+    keep_code: bool = False  # code lines stay and are exempt from the line and brace rules
 
 
 POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
@@ -159,6 +172,8 @@ class C4Filter(Step):
         o, lower = self.options, text.lower()
         if o.filter_lorem_ipsum and "lorem ipsum" in lower:
             return drop("c4_lorem_ipsum")
+        if o.keep_code:
+            return self._with_code(text)
         if o.filter_curly_brace and "{" in text:
             return drop("c4_curly_brace")
         if not hasattr(self, "bad_words"):
@@ -169,3 +184,20 @@ class C4Filter(Step):
         if len(re.findall(r"[.!?]+(?:\s|$)", kept)) < o.min_sentences:
             return drop("c4_too_few_sentences")
         return keep(kept)
+
+    def _with_code(self, text: str) -> Result:
+        """keep_code: fenced and code-shaped lines kept verbatim; prose lines cleaned as usual."""
+        if not hasattr(self, "bad_words"):
+            self.setup()
+        lines = text.split("\n")
+        flags = code_flags(lines)
+        prose = [ln for ln, is_code in zip(lines, flags) if not is_code]
+        if self.bad_words & set(re.findall(r"[a-z']+", "\n".join(prose).lower())):
+            return drop("c4_bad_words")
+        if mostly_code(text):
+            return keep(text)
+        kept = [is_code or bool(ln.strip() and self._keep_line(ln.strip())) for ln, is_code in zip(lines, flags)]
+        kept_prose = "\n".join(ln for ln, k, is_code in zip(lines, kept, flags) if k and not is_code)
+        if len(re.findall(r"[.!?]+(?:\s|$)", kept_prose)) < self.options.min_sentences:
+            return drop("c4_too_few_sentences")
+        return keep("\n".join(ln for ln, k in zip(lines, kept) if k))
