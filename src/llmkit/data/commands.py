@@ -8,6 +8,8 @@ from typing import Literal
 
 from tyro.conf import Positional
 
+from llmkit.errors import LlmkitError
+
 
 def prepare(args: list[str], prog: str) -> None:
     """`llmkit data prepare`: the flags of `prepare_settings`; with --config FILE, the file's settings
@@ -20,7 +22,7 @@ def prepare(args: list[str], prog: str) -> None:
     run_prepare_settings(settings, given_flags(args))
 
 
-def prepare_settings(input: list[str], out: str, config: str | None = None, steps: str | None = None, workers: int = 1,
+def prepare_settings(out: str, input: list[str] | None = None, config: str | None = None, steps: str | None = None, workers: int = 1,
             tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
             text_field: str = "text", task: str | None = None, executor: Literal["local", "ray"] = "local",
             unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False,
@@ -32,10 +34,16 @@ def prepare_settings(input: list[str], out: str, config: str | None = None, step
     shards + OUT/index.json + OUT/tokenizer/ (when the steps end in tokenize, the default) or the
     surviving documents as JSONL under OUT/docs/. Re-running the same command resumes.
 
+    A config with `sources:` (each a name, inputs, its own steps, and a weight or a token count)
+    prepares a mixture instead: each source curated on its own, one tokenizer, shards sampled by the
+    weights (small sources repeated, epochs counted); see docs/data.md.
+
     Args:
-        input: .txt, .jsonl (.gz/.zst) or .parquet files, directories or globs.
         out: output directory.
-        config: YAML with any of these settings plus `steps: [{name: STEP, OPTION: VALUE}, ...]`.
+        input: .txt, .jsonl (.gz/.zst), .parquet or .warc[.gz]/.wet[.gz] files, directories or globs (a
+            mixture config names its sources' inputs instead).
+        config: YAML with any of these settings plus `steps: [{name: STEP, OPTION: VALUE}, ...]`, or
+            `sources: [...]` (a mixture, with optional `total_tokens` and `seed`).
         steps: comma-separated step names to run, in this order (see `llmkit data steps`).
         workers: local worker processes; the output is identical for any number.
         tokenizer: tokenizer directory for the tokenize step; without it a BPE is trained on the survivors.
@@ -68,6 +76,10 @@ def run_prepare_settings(flags: dict, given: set[str]) -> None:
     from llmkit.data.pipeline import prepare as run_prepare
 
     from_file = load_yaml(flags["config"]) if flags["config"] else {}
+    if "sources" in from_file:
+        return _run_mixture(flags, given, from_file)
+    if not flags["input"]:
+        raise LlmkitError("give --input FILES (or a --config with sources: for a mixture)")
     step_list = from_file.pop("steps", None) if isinstance(from_file.get("steps"), list) else None
     signature = inspect.signature(prepare_settings)
     defaults = {name: signature.parameters[name].default for name in FILE_SETTINGS}
@@ -77,6 +89,25 @@ def run_prepare_settings(flags: dict, given: set[str]) -> None:
                               workers=s["workers"], unit_mb=s["unit_mb"], keep_rejected=s["rejected"],
                               task=flags["task"], executor=s["executor"], progress=flags["progress"],
                               keep_work=flags["keep_work"], overwrite=flags["overwrite"]))
+
+
+def _run_mixture(flags: dict, given: set[str], from_file: dict) -> None:
+    from llmkit.config import merge_settings
+    from llmkit.data.mixture import MixtureConfig, MixtureSource, prepare_mixture
+
+    if flags["input"]:
+        raise LlmkitError("a mixture config names each source's inputs; drop --input")
+    sources = from_file.pop("sources")
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+        raise LlmkitError(f"{flags['config']}: sources must be a list of {{name, inputs, steps, weight | tokens}}")
+    extra = {k: from_file.pop(k) for k in ("total_tokens", "seed", "val_fraction") if k in from_file}
+    signature = inspect.signature(prepare_settings)
+    defaults = {name: signature.parameters[name].default for name in FILE_SETTINGS}
+    s = merge_settings(defaults, from_file, {k: flags[k] for k in FILE_SETTINGS if k in given})
+    prepare_mixture(MixtureConfig(
+        sources=[MixtureSource.from_dict(dict(src)) for src in sources], out=flags["out"], tokenizer=s["tokenizer"],
+        vocab_size=s["vocab_size"], workers=s["workers"], executor=s["executor"], progress=flags["progress"],
+        overwrite=flags["overwrite"], **extra))
 
 
 def resolve_steps(configured: list[dict] | None, names: str | None, tokenizer: str | None, vocab_size: int,

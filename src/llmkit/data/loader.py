@@ -62,6 +62,10 @@ class TokenDataset:
         self.doc_starts = np.concatenate([np.asarray(s["doc_starts"], dtype=np.int64) + off
                                           for s, off in zip(shards, self.offsets[:-1])])
         self.eos_id, self.vocab_size = self.index["eos_id"], self.index["vocab_size"]
+        # a mixture (llmkit.data.mixture) names its sources and records each document's
+        self.source_names = [m["name"] for m in self.index.get("mixture", [])]
+        self.doc_sources = np.concatenate([np.asarray(s.get("doc_sources", []), dtype=np.int64) for s in shards]) \
+            if self.source_names else None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -76,6 +80,18 @@ class TokenDataset:
             out.append(np.asarray(self.shards[shard][local:local + take]))
             position += take
         return np.concatenate(out).astype(np.int64)
+
+    def source_tokens(self, start: int, length: int) -> np.ndarray:
+        """Tokens of [start, start + length) that each mixture source contributed, (n_sources,)."""
+        counts = np.zeros(len(self.source_names), dtype=np.int64)
+        first = max(int(np.searchsorted(self.doc_starts, start, side="right")) - 1, 0)
+        bounds = np.append(self.doc_starts, len(self))
+        for doc in range(first, len(self.doc_starts)):
+            lo, hi = max(bounds[doc], start), min(bounds[doc + 1], start + length)
+            if lo >= start + length:
+                break
+            counts[self.doc_sources[doc]] += max(hi - lo, 0)
+        return counts
 
     def document_ids(self, start: int, length: int) -> np.ndarray:
         """For each token, the index of the document it belongs to."""
@@ -104,6 +120,7 @@ class TokenLoader:
         self.seed, self.mode, self.rank, self.world_size = seed, mode, rank, world_size
         self.with_document_ids = with_document_ids
         self.step = 0
+        self.source_tokens = np.zeros(len(dataset.source_names), dtype=np.int64)  # this rank's, per mixture source
 
     @property
     def global_batch(self) -> int:
@@ -125,6 +142,9 @@ class TokenLoader:
         starts = self._starts(self.step)[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
         self.step += 1
         chunk = torch.from_numpy(np.stack([self.dataset.tokens(int(s), self.seq_len + 1) for s in starts]))
+        if self.dataset.source_names:
+            for s in starts:
+                self.source_tokens += self.dataset.source_tokens(int(s), self.seq_len)
         batch = (chunk[:, :-1], chunk[:, 1:])  # (B, T), (B, T)
         if self.with_document_ids:
             ids = np.stack([self.dataset.document_ids(int(s), self.seq_len) for s in starts])
@@ -132,8 +152,13 @@ class TokenLoader:
         return batch
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "mode": self.mode, "seq_len": self.seq_len,
-                "global_batch": self.global_batch}
+        """The position (global batches produced) and, for a mixture, this rank's input tokens so far
+        from each source; the position alone decides what comes next."""
+        state = {"step": self.step, "seed": self.seed, "mode": self.mode, "seq_len": self.seq_len,
+                 "global_batch": self.global_batch}
+        if self.dataset.source_names:
+            state["source_tokens"] = dict(zip(self.dataset.source_names, self.source_tokens.tolist()))
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("seed", "mode", "seq_len", "global_batch"):
@@ -141,3 +166,5 @@ class TokenLoader:
                 raise LlmkitError(f"cannot resume the data loader: saved {key}={state[key]!r}, now "
                                   f"{getattr(self, key)!r}; keep seed, mode, sequence length and global batch")
         self.step = state["step"]
+        saved = state.get("source_tokens", {})
+        self.source_tokens = np.asarray([saved.get(n, 0) for n in self.dataset.source_names], dtype=np.int64)

@@ -90,7 +90,7 @@ class Tokenize(Step):
     def run(self, survivors: list[Path], work: Path, staging: Path, cfg,
             read_records: Callable[[Path], Iterator]) -> dict:
         work.mkdir(parents=True, exist_ok=True)
-        tokenizer_dir = self._prepare_tokenizer(survivors, work / "tokenizer", read_records)
+        tokenizer_dir = self.prepare_tokenizer(survivors, work / "tokenizer", read_records)
         jobs = [EncodeJob(str(path), str(work / f"unit{i:05d}.npz"), str(tokenizer_dir), self.options.val_fraction)
                 for i, path in enumerate(survivors)]
         run_jobs(encode_unit, jobs, cfg.workers, cfg.executor, "tokenize", cfg.progress)
@@ -98,7 +98,8 @@ class Tokenize(Step):
         tokenizer.save(staging / "tokenizer")
         return self._pack([Path(j.out) for j in jobs], staging, tokenizer)
 
-    def _prepare_tokenizer(self, survivors: list[Path], path: Path, read_records) -> Path:
+    def prepare_tokenizer(self, survivors: list[Path], path: Path, read_records) -> Path:
+        """The tokenizer directory: the one given, or a BPE trained on `read_records(file)` texts."""
         if self.options.tokenizer:
             Tokenizer.from_dir(self.options.tokenizer)  # a missing or broken tokenizer fails here, clearly
             return Path(self.options.tokenizer)
