@@ -18,6 +18,7 @@ STEPS: dict[str, str] = {
     "classifier": "llmkit.data.steps.classifier:ClassifierFilter",
     "perplexity": "llmkit.eval.perplexity_filter:PerplexityFilter",
     "toxicity": "llmkit.data.steps.toxicity:ToxicityFilter",
+    "bias": "llmkit.data.steps.bias:BiasFilter",
     "exact_dedup": "llmkit.data.steps.dedup:ExactDedup",
     "near_dedup": "llmkit.data.steps.minhash:NearDedup",
     "pii": "llmkit.data.steps.pii:PiiScrubber",
@@ -26,7 +27,7 @@ STEPS: dict[str, str] = {
 }
 # What runs when no --steps/--config says otherwise; classifier and perplexity need a model first.
 # html_extract and url_filter pass records that are not web pages unchanged.
-DEFAULT_STEPS = ["html_extract", "url_filter", "normalize", "language", "gopher", "c4", "toxicity", "exact_dedup", "near_dedup", "pii",
+DEFAULT_STEPS = ["html_extract", "url_filter", "normalize", "language", "gopher", "c4", "toxicity", "bias", "exact_dedup", "near_dedup", "pii",
                  "decontaminate", "tokenize"]
 
 
