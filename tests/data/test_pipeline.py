@@ -159,6 +159,7 @@ def test_tokenize_packs_shards_that_decode_to_the_documents(corpus, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # not beside the test that starts a Ray cluster
 def test_ray_executor_gives_the_same_output(corpus, tmp_path):
     pytest.importorskip("ray")
     common = ["--input", str(corpus), "--steps", FAST_STEPS]

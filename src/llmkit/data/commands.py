@@ -25,6 +25,7 @@ def prepare(args: list[str], prog: str) -> None:
 def prepare_settings(out: str, input: list[str] | None = None, config: str | None = None, steps: str | None = None, workers: int = 1,
             tokenizer: str | None = None, vocab_size: int = 8192, decontaminate: list[str] | None = None,
             text_field: str = "text", task: str | None = None, executor: Literal["local", "ray"] = "local",
+            ray_address: str | None = None,
             unit_mb: float = 32.0, rejected: bool = True, progress: bool = True, keep_work: bool = False,
             overwrite: bool = False) -> None:
     """Curate a corpus: read, clean, filter, deduplicate, scrub PII, decontaminate, tokenize and pack.
@@ -51,7 +52,9 @@ def prepare_settings(out: str, input: list[str] | None = None, config: str | Non
         decontaminate: evaluation files; documents sharing a 13-gram with them are dropped.
         text_field: the JSON/parquet field that holds the text.
         task: i/n runs only slice i of n of the first stage (a Slurm array); run again without it to merge.
-        executor: local processes, or ray (uses RAY_ADDRESS when set, else a local Ray).
+        executor: local processes, or ray (the cluster at --ray-address or RAY_ADDRESS, else a local Ray).
+        ray_address: an existing Ray cluster (HOST:PORT of `ray start --head`); OUT and the inputs must be
+            on storage every node sees.
         unit_mb: size of one work unit of uncompressed input, in MB.
         rejected: keep dropped documents under OUT/rejected/.
         progress: show progress bars.
@@ -61,12 +64,12 @@ def prepare_settings(out: str, input: list[str] | None = None, config: str | Non
     """
     return dict(input=input, out=out, config=config, steps=steps, workers=workers, tokenizer=tokenizer,
                 vocab_size=vocab_size, decontaminate=decontaminate, text_field=text_field, task=task,
-                executor=executor, unit_mb=unit_mb, rejected=rejected, progress=progress, keep_work=keep_work,
+                executor=executor, ray_address=ray_address, unit_mb=unit_mb, rejected=rejected, progress=progress, keep_work=keep_work,
                 overwrite=overwrite)
 
 
-FILE_SETTINGS = ("workers", "tokenizer", "vocab_size", "decontaminate", "text_field", "executor", "unit_mb",
-                 "rejected", "steps")
+FILE_SETTINGS = ("workers", "tokenizer", "vocab_size", "decontaminate", "text_field", "executor", "ray_address",
+                 "unit_mb", "rejected", "steps")
 
 
 def run_prepare_settings(flags: dict, given: set[str]) -> None:
@@ -87,7 +90,8 @@ def run_prepare_settings(flags: dict, given: set[str]) -> None:
     chosen = resolve_steps(step_list, s["steps"], s["tokenizer"], s["vocab_size"], s["decontaminate"])
     run_prepare(PrepareConfig(inputs=flags["input"], out=flags["out"], steps=chosen, text_field=s["text_field"],
                               workers=s["workers"], unit_mb=s["unit_mb"], keep_rejected=s["rejected"],
-                              task=flags["task"], executor=s["executor"], progress=flags["progress"],
+                              task=flags["task"], executor=s["executor"], ray_address=s["ray_address"],
+                              progress=flags["progress"],
                               keep_work=flags["keep_work"], overwrite=flags["overwrite"]))
 
 
@@ -106,7 +110,8 @@ def _run_mixture(flags: dict, given: set[str], from_file: dict) -> None:
     s = merge_settings(defaults, from_file, {k: flags[k] for k in FILE_SETTINGS if k in given})
     prepare_mixture(MixtureConfig(
         sources=[MixtureSource.from_dict(dict(src)) for src in sources], out=flags["out"], tokenizer=s["tokenizer"],
-        vocab_size=s["vocab_size"], workers=s["workers"], executor=s["executor"], progress=flags["progress"],
+        vocab_size=s["vocab_size"], workers=s["workers"], executor=s["executor"], ray_address=s["ray_address"],
+        progress=flags["progress"],
         overwrite=flags["overwrite"], **extra))
 
 

@@ -73,6 +73,7 @@ class MixtureConfig:
     val_fraction: float = 0.01
     workers: int = 1
     executor: str = "local"
+    ray_address: str | None = None
     progress: bool = True
     overwrite: bool = False
 
@@ -83,7 +84,7 @@ def prepare_mixture(cfg: MixtureConfig) -> dict:
         raise LlmkitError(f"mixture source names must be unique and at least one: {names}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = dict(workers=cfg.workers, executor=cfg.executor, progress=cfg.progress)
+    common = dict(workers=cfg.workers, executor=cfg.executor, ray_address=cfg.ray_address, progress=cfg.progress)
     curated = {}
     for source in cfg.sources:
         curated[source.name] = prepare(PrepareConfig(inputs=source.inputs, out=str(out / "sources" / source.name / "curated"),

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from llmkit.data.executors import run_jobs
+from llmkit.data.executors import maybe_die, run_jobs
 from llmkit.data.sources import InputError, WorkUnit, expand_inputs, plan_units, read_unit
 from llmkit.data.stats import StepStats
 from llmkit.data.finalize import finalize, step_seconds
@@ -45,6 +45,7 @@ class PrepareConfig:
     task: str | None = None  # "i/n": run only this slice of stage 0 (merge later without --task)
     overwrite: bool = False  # write into a non-empty OUT that is not a `data prepare` output
     executor: str = "local"
+    ray_address: str | None = None  # an existing Ray cluster (else RAY_ADDRESS, else a local Ray)
     progress: bool = True
     keep_work: bool = False
 
@@ -102,6 +103,7 @@ def run_stage_unit(job: UnitJob) -> None:
                 kept.write(json.dumps({"record": record, "text": text}, ensure_ascii=False) + "\n")
     for step, step_stats in zip(steps, stats[-len(steps):] if steps else []):
         step_stats.counts.update(step.counters)
+    maybe_die(job)  # fault injection (LLMKIT_DATA_FAULT): a worker lost with its output half done
     Path(f"{kept_path}.tmp").replace(kept_path)
     Path(f"{rejected_path}.tmp").replace(rejected_path)
     seconds = dict(zip([s.name for s in stats], timings))
@@ -163,9 +165,12 @@ def prepare(cfg: PrepareConfig) -> dict:
         stage_dir(work, stage.index).mkdir(parents=True, exist_ok=True)
     write_json(work / "plan.json", plan)
     selected = _task_units(cfg.task, units)
+    if cfg.executor == "ray":  # cluster workers run elsewhere: absolute paths (on storage they all see)
+        work, selected = work.resolve(), [replace(u, path=str(Path(u.path).resolve())) for u in selected]
     for stage in stages:
         jobs = [UnitJob(str(work), stage, u, cfg.text_field, cfg.keep_rejected) for u in selected]
-        run_jobs(run_stage_unit, jobs, cfg.workers, cfg.executor, f"stage {stage.index}", cfg.progress)
+        run_jobs(run_stage_unit, jobs, cfg.workers, cfg.executor, f"stage {stage.index}", cfg.progress,
+                 cfg.ray_address)
         if cfg.task is not None:
             print(f"task {cfg.task}: {len(selected)} of {len(units)} units done; run again without --task to merge")
             return {}

@@ -91,9 +91,9 @@ class Tokenize(Step):
             read_records: Callable[[Path], Iterator]) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         tokenizer_dir = self.prepare_tokenizer(survivors, work / "tokenizer", read_records)
-        jobs = [EncodeJob(str(path), str(work / f"unit{i:05d}.npz"), str(tokenizer_dir), self.options.val_fraction)
-                for i, path in enumerate(survivors)]
-        run_jobs(encode_unit, jobs, cfg.workers, cfg.executor, "tokenize", cfg.progress)
+        jobs = [EncodeJob(str(path), str(work / f"unit{i:05d}.npz"), str(Path(tokenizer_dir).resolve()),
+                          self.options.val_fraction) for i, path in enumerate(survivors)]
+        run_jobs(encode_unit, jobs, cfg.workers, cfg.executor, "tokenize", cfg.progress, getattr(cfg, "ray_address", None))
         tokenizer = Tokenizer.from_dir(tokenizer_dir)
         tokenizer.save(staging / "tokenizer")
         return self._pack([Path(j.out) for j in jobs], staging, tokenizer)
