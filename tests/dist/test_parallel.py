@@ -48,17 +48,18 @@ MODES = {
     "fsdp": (2, []),
     "fsdp_zero2": (2, ["--parallel.no-reshard-after-forward"]),
     "tp": (2, ["--parallel.tp", "2", "--parallel.dp_shard", "1"]),
-    "tp_sequence_parallel": (2, ["--parallel.tp", "2", "--parallel.dp_shard", "1", "--parallel.sequence_parallel"]),
     "fsdp_x_tp": (4, ["--parallel.tp", "2", "--parallel.dp_shard", "2"]),
-    "hsdp": (4, ["--parallel.dp_replicate", "2", "--parallel.dp_shard", "2"]),
-    "pp_gpipe": (2, ["--parallel.pp", "2", "--parallel.dp_shard", "1", "--parallel.pp_schedule", "gpipe",
-                     "--parallel.pp_microbatches", "2"]),
     "pp_1f1b": (2, ["--parallel.pp", "2", "--parallel.dp_shard", "1", "--parallel.pp_schedule", "1f1b",
                     "--parallel.pp_microbatches", "4"]),
 }
 PIPELINE = ["--parallel.pp", "2", "--parallel.pp_microbatches", "2"]
-# The longer runs (4 and 8 processes, two stages per rank): the slow suite (make test-all, CI).
+# The rest, and the longer runs (4 and 8 processes, two stages per rank): the slow suite (make
+# test-all, CI), so that `make test` stays under its 10 minutes.
 SLOW_MODES = {
+    "tp_sequence_parallel": (2, ["--parallel.tp", "2", "--parallel.dp_shard", "1", "--parallel.sequence_parallel"]),
+    "hsdp": (4, ["--parallel.dp_replicate", "2", "--parallel.dp_shard", "2"]),  # also: two launchers as two nodes
+    "pp_gpipe": (2, ["--parallel.pp", "2", "--parallel.dp_shard", "1", "--parallel.pp_schedule", "gpipe",
+                     "--parallel.pp_microbatches", "2"]),
     "pp_interleaved_1f1b": (2, [*PIPELINE, "--parallel.dp_shard", "1", "--parallel.pp_schedule", "interleaved_1f1b"]),
     "pp_zero_bubble": (2, [*PIPELINE, "--parallel.dp_shard", "1", "--parallel.pp_schedule", "zero_bubble"]),
     "pp_zbv": (2, [*PIPELINE, "--parallel.dp_shard", "1", "--parallel.pp_schedule", "zbv"]),

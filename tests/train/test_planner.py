@@ -11,8 +11,11 @@ from llmkit.train.planner import Hardware, Strategy, memory_per_device, plan, tr
 
 CASES = [  # (model fields, seq, batch, activation checkpointing)
     (dict(vocab_size=8192, d_model=384, n_layer=6, n_head=6, n_kv_head=6, d_ff=1024), 256, 8, False),
-    (dict(vocab_size=8192, d_model=384, n_layer=6, n_head=6, n_kv_head=6, d_ff=1024), 256, 8, True),
-    (dict(vocab_size=16384, d_model=256, n_layer=4, n_head=4, n_kv_head=4, d_ff=768), 128, 16, False),
+    # the other two shapes run in the slow suite (each measures a real step: half a minute)
+    pytest.param(dict(vocab_size=8192, d_model=384, n_layer=6, n_head=6, n_kv_head=6, d_ff=1024), 256, 8, True,
+                 marks=pytest.mark.slow),
+    pytest.param(dict(vocab_size=16384, d_model=256, n_layer=4, n_head=4, n_kv_head=4, d_ff=768), 128, 16, False,
+                 marks=pytest.mark.slow),
 ]
 
 
