@@ -5,9 +5,11 @@ is byte-identical to an uninterrupted local run."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,17 +31,40 @@ def _port() -> int:
 
 
 @pytest.fixture
-def cluster():
+def cluster(tmp_path):
+    """A head and a worker node, each `ray start --block` in its own process group, stopped by
+    killing those groups: `ray stop` would also kill any other Ray on the machine (an earlier test's
+    in-process Ray, whose driver then dies with it)."""
     address = f"127.0.0.1:{_port()}"
-    subprocess.run([RAY, "start", "--head", "--port", address.split(":")[1], "--num-cpus", "1",
-                    "--include-dashboard", "false", "--disable-usage-stats"], env=ENV, check=True, capture_output=True,
-                   timeout=180)
+    common = ["--num-cpus", "1", "--block"]
+    nodes = [subprocess.Popen([RAY, "start", "--head", "--port", address.split(":")[1], "--include-dashboard", "false",
+                               "--disable-usage-stats", *common], env=ENV, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        subprocess.run([RAY, "start", "--address", address, "--num-cpus", "1"], env=ENV, check=True,
-                       capture_output=True, timeout=180)
+        _wait_for(address, 1)
+        nodes.append(subprocess.Popen([RAY, "start", "--address", address, *common], env=ENV, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_for(address, 2)
         yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=180)
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)
+        for node in reversed(nodes):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+
+
+def _wait_for(address: str, nodes: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = subprocess.run([RAY, "status", "--address", address], env=ENV, capture_output=True, text=True)
+        active = status.stdout.split("Active:")[-1].split("Pending:")[0] if "Active:" in status.stdout else ""
+        if status.returncode == 0 and active.count("node_") >= nodes:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the Ray cluster at {address} did not reach {nodes} nodes")
 
 
 def test_a_killed_worker_is_retried_without_losing_or_duplicating_documents(cluster, tmp_path):

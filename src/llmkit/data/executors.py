@@ -50,7 +50,8 @@ def _run_ray(fn: Callable, jobs: Sequence, bar, address: str | None) -> None:
     except ImportError:
         raise LlmkitError("--executor ray needs Ray: pip install 'llmkit[ray]'") from None
     if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS")  # an existing cluster, else a local Ray
+        # an existing cluster, else a new local Ray ("local": never a leftover instance found in /tmp/ray)
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
         env = {k: v for k, v in os.environ.items() if k.startswith("LLMKIT_")}  # thread counts, fault tests
         try:
             ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
