@@ -116,8 +116,9 @@ def _tokenizer(cfg: MixtureConfig, out: Path) -> Path:
     if (path / "tokenizer.json").is_file():
         return path
     step = step_class("tokenize").from_dict({"vocab_size": cfg.vocab_size})
-    files = [f for s in cfg.sources for f in sorted((out / "sources" / s.name / "curated" / "docs").glob("*.jsonl"))]
-    fields = {f: s.text_field for s in cfg.sources for f in (out / "sources" / s.name / "curated" / "docs").glob("*.jsonl")}
+    fields = {f: s.text_field for s in cfg.sources
+              for f in sorted((out / "sources" / s.name / "curated" / "docs").glob("*.jsonl"))}  # file -> its text field
+    files = list(fields)
 
     def read_docs(file: Path):
         with open(file, encoding="utf-8") as handle:
